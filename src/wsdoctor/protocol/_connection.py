@@ -1,0 +1,593 @@
+"""The WebSocket connection state machine, sans I/O.
+
+Theory of operation
+-------------------
+A :class:`Connection` starts after the opening handshake, in the OPEN state. The I/O
+layer feeds it every byte it reads (:meth:`Connection.receive_data`) and gets back
+events; it asks it for the bytes of every frame it wants to send (``send_text``,
+``send_binary``, ``send_ping``, ``send_close``...) and writes them. Replies the protocol
+requires (a Pong for a Ping, the Close frame that answers a Close) are queued by the
+core itself and collected with :meth:`Connection.data_to_send`.
+
+Receiving works on one buffer. A frame header is read in place; when the whole frame
+is there (the common case for small messages) the payload is unmasked, checked and
+turned into an event without further copies. When only part of a data frame has
+arrived, the part that is there is processed at once: unmasked, inflated, and checked
+as UTF-8, so invalid text fails on its first bad byte rather than at the end of a
+long frame, and the buffer never holds more than one frame header plus one read.
+
+Every violation by the peer raises :class:`ProtocolError` internally, carrying the
+close code to answer with (1002, 1007, 1009) and a stable cause id. At the
+``receive_data`` boundary that error *fails the connection*: the Close frame is
+queued, nothing more is read, and the I/O layer is told to close the transport
+(:attr:`Connection.should_close_transport`). When the transport is gone the I/O
+layer calls :meth:`Connection.receive_eof`, and the core folds everything it saw
+(frames sent and received, their order, the failure) into one :class:`Ending`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from wsdoctor.knowledge import is_sendable
+from wsdoctor.protocol._ending import CloseFrame, Ending, Initiator
+from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError, ProtocolError
+from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
+from wsdoctor.protocol._mask import apply_mask
+
+if TYPE_CHECKING:
+    from wsdoctor.protocol._deflate import PerMessageDeflate
+
+__all__ = ["Connection", "Opcode", "State"]
+
+
+class Opcode(enum.IntEnum):
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_OP_CONT, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
+_KNOWN_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
+
+_pack_h2 = struct.Struct("!BB").pack
+_pack_h4 = struct.Struct("!BBH").pack
+_pack_h10 = struct.Struct("!BBQ").pack
+_unpack_u16 = struct.Struct("!H").unpack_from
+_unpack_u64 = struct.Struct("!Q").unpack_from
+
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def _frame_header(opcode: int, length: int, fin: bool, rsv1: bool, mask_bit: int) -> bytes:
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    if length < 126:
+        return _pack_h2(b0, mask_bit | length)
+    if length < 65536:
+        return _pack_h4(b0, mask_bit | 126, length)
+    return _pack_h10(b0, mask_bit | 127, length)
+
+
+def _check_utf8_pending(decoder: codecs.IncrementalDecoder) -> None:
+    """Fail fast on an encoded UTF-16 surrogate, the one case CPython's decoder buffers.
+
+    CPython rejects every other invalid sequence at its first impossible byte, but
+    holds ``ED A0``-``ED BF`` until a third byte arrives; RFC 3629 says those two bytes
+    can already never start a valid character.
+    """
+    pending = decoder.getstate()[0]
+    if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+        raise ProtocolError(1007, "utf8.invalid", "invalid UTF-8 in a text message (encoded surrogate)")
+
+
+class Connection:
+    """One open WebSocket connection's protocol state, for either role.
+
+    ``max_size`` bounds a whole message *after* inflation and ``max_frame_size`` one
+    frame on the wire; ``None`` disables a bound (not recommended facing the internet).
+    """
+
+    def __init__(
+        self,
+        is_client: bool,
+        *,
+        deflate: PerMessageDeflate | None = None,
+        max_size: int | None = 1 << 20,
+        max_frame_size: int | None = None,
+    ) -> None:
+        self.is_client = is_client
+        self.deflate = deflate
+        self.max_size = max_size
+        self.max_frame_size = max_frame_size
+        self.state = State.OPEN
+        self.close_sent: CloseFrame | None = None
+        self.close_received: CloseFrame | None = None
+        self.received_first: bool | None = None
+        self.ending: Ending | None = None
+        self._mask_bit = 0x80 if is_client else 0
+        self._expect_masked = not is_client
+        self._buf = bytearray()
+        self._out = bytearray()
+        self._failure: tuple[int, str, str] | None = None
+        self._local_cause: str | None = None
+        self._local_detail = ""
+        # The message being received: opcode (0 = none), parts, size so far.
+        self._msg_opcode = 0
+        self._msg_compressed = False
+        self._msg_size = 0
+        self._msg_wire_size = 0
+        self._parts: list[bytes] = []
+        self._text_parts: list[str] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+        # The data frame whose payload is still arriving.
+        self._frame_remaining = 0
+        self._frame_fin = False
+        self._frame_mask: bytes | None = None
+        self._frame_offset = 0
+
+    # ------------------------------------------------------------------ sending
+
+    def send_text(self, text: str) -> bytes:
+        """The bytes of one text message."""
+        return self._send_message(_OP_TEXT, text.encode())
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
+        """The bytes of one binary message."""
+        return self._send_message(_OP_BINARY, data)
+
+    def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
+        if self.close_sent is not None or self.state is State.CLOSED:
+            raise LocalProtocolError("cannot send a message after the Close frame was sent")
+        rsv1 = False
+        if self.deflate is not None:
+            compressed = self.deflate.compress(payload)
+            if compressed is not None:
+                payload, rsv1 = compressed, True
+        return self._frame(opcode, payload, True, rsv1)
+
+    def send_frame(
+        self, opcode: int, payload: bytes | bytearray | memoryview, *, fin: bool = True, rsv1: bool = False
+    ) -> bytes:
+        """The bytes of one raw frame: for fragmented sending and for testing peers.
+
+        No compression is applied and no fragmentation rule is checked: the caller
+        owns the sequence of frames it builds this way.
+        """
+        if self.close_sent is not None or self.state is State.CLOSED:
+            raise LocalProtocolError("cannot send a frame after the Close frame was sent")
+        return self._frame(opcode, payload, fin, rsv1)
+
+    def send_ping(self, payload: bytes = b"") -> bytes:
+        """The bytes of a Ping; the payload must fit in a control frame (125 bytes)."""
+        return self._control_frame(_OP_PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> bytes:
+        """The bytes of an unsolicited Pong (a heartbeat that expects no reply)."""
+        return self._control_frame(_OP_PONG, payload)
+
+    def _control_frame(self, opcode: int, payload: bytes) -> bytes:
+        if len(payload) > 125:
+            raise LocalProtocolError(f"a control frame payload is at most 125 bytes, got {len(payload)}")
+        if self.close_sent is not None or self.state is State.CLOSED:
+            raise LocalProtocolError("cannot send a control frame after the Close frame was sent")
+        return self._frame(opcode, payload, True, False)
+
+    def send_close(
+        self, code: int | None = 1000, reason: str = "", *, cause: str | None = None, detail: str = ""
+    ) -> bytes:
+        """The bytes of our Close frame, starting (or answering) the close handshake.
+
+        ``code=None`` sends an empty Close frame (seen by the peer as 1005). Codes that
+        may never be on the wire (1005, 1006, 1015, reserved ranges) raise
+        :class:`InvalidCloseCode`. ``cause`` overrides the cause id of the ending
+        (``server.shutdown``, ``extension.missing``, ...).
+        """
+        if self.close_sent is not None:
+            raise LocalProtocolError("the Close frame was already sent")
+        if self.state is State.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        payload = self._close_payload(code, reason)
+        self.close_sent = CloseFrame(code, reason)
+        if self.close_received is None:
+            self.received_first = False
+            self.state = State.CLOSING
+            self._local_cause = cause
+            self._local_detail = detail
+        return self._frame(_OP_CLOSE, payload, True, False)
+
+    @staticmethod
+    def _close_payload(code: int | None, reason: str) -> bytes:
+        if code is None:
+            if reason:
+                raise InvalidCloseCode("a Close frame without a status code cannot carry a reason")
+            return b""
+        if not is_sendable(code):
+            from wsdoctor.knowledge import explain
+
+            entry = explain(code)
+            raise InvalidCloseCode(
+                f"close code {code} ({entry.name}) may not be sent in a Close frame: "
+                "use 1000-1003, 1007-1014 or 3000-4999"
+            )
+        encoded = reason.encode()
+        if len(encoded) > 123:
+            raise InvalidCloseCode(f"a close reason is at most 123 bytes of UTF-8, got {len(encoded)}")
+        return code.to_bytes(2, "big") + encoded
+
+    def fail(self, code: int, cause: str, detail: str = "") -> None:
+        """Fail the connection from our side (keepalive timeout, handler error, ...).
+
+        Queues a Close frame with ``code`` unless one was already sent; the I/O layer
+        then flushes :meth:`data_to_send` and closes the transport.
+        """
+        self._fail(code, cause, detail)
+
+    def _fail(self, code: int, cause: str, detail: str) -> None:
+        if self._failure is None and self.state is not State.CLOSED:
+            self._failure = (code, cause, detail)
+            if self.close_sent is None and self.close_received is None:
+                self._out += self._frame(_OP_CLOSE, self._close_payload(code, ""), True, False)
+                self.close_sent = CloseFrame(code, "")
+                self.received_first = False
+            self.state = State.CLOSING
+        self._buf.clear()
+        self._frame_remaining = 0
+
+    def _frame(self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool, rsv1: bool) -> bytes:
+        header = _frame_header(opcode, len(payload), fin, rsv1, self._mask_bit)
+        if self._mask_bit:
+            mask = os.urandom(4)
+            return b"".join((header, mask, apply_mask(payload, mask)))
+        return header + payload
+
+    def data_to_send(self) -> bytes:
+        """Bytes the core queued by itself (Pong replies, the answering Close frame)."""
+        if not self._out:
+            return b""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
+    @property
+    def close_handshake_done(self) -> bool:
+        """Both Close frames have crossed: the TCP connection should now be closed."""
+        return self.close_sent is not None and self.close_received is not None
+
+    @property
+    def should_close_transport(self) -> bool:
+        """The I/O layer should flush and close the transport now.
+
+        True after a failure, and after a complete close handshake. RFC 6455 7.1.1
+        has the server close TCP first; a client waits for that (bounded by its close
+        timeout) before closing on its own, which the I/O layer handles.
+        """
+        return self._failure is not None or self.close_handshake_done
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    # ---------------------------------------------------------------- receiving
+
+    def receive_data(self, data: bytes | bytearray) -> list[Event]:
+        """Feed bytes read from the transport; returns the events they complete."""
+        events: list[Event] = []
+        if self.close_received is not None or self._failure is not None or self.state is State.CLOSED:
+            return events  # RFC 6455 5.5.1: nothing after a Close frame; nothing after failing
+        buf = self._buf
+        if buf:
+            buf += data
+            src: bytes | bytearray = buf
+        else:
+            src = data
+        try:
+            pos = self._parse(src, events)
+        except ProtocolError as exc:
+            self._fail(exc.code, exc.cause, str(exc))
+            return events
+        if src is buf:
+            del buf[:pos]
+        elif pos < len(src) and self.close_received is None:
+            buf += memoryview(src)[pos:]
+        return events
+
+    def _parse(self, src: bytes | bytearray, events: list[Event]) -> int:  # noqa: C901 - one loop, by design
+        n = len(src)
+        pos = 0
+        with memoryview(src) as mv:
+            while pos < n:
+                remaining = self._frame_remaining
+                if remaining:
+                    take = min(n - pos, remaining)
+                    chunk = mv[pos : pos + take]
+                    pos += take
+                    self._frame_remaining = remaining - take
+                    mask = self._frame_mask
+                    if mask is not None:
+                        off = self._frame_offset
+                        if off:
+                            mask = mask[off:] + mask[:off]
+                        self._frame_offset = (off + take) & 3
+                        self._data(apply_mask(chunk, mask), self._frame_fin and not self._frame_remaining, events)
+                    else:
+                        self._data(chunk, self._frame_fin and not self._frame_remaining, events)
+                    continue
+                if n - pos < 2:
+                    break
+                b0 = src[pos]
+                b1 = src[pos + 1]
+                opcode = b0 & 0x0F
+                fin = b0 & 0x80
+                length = b1 & 0x7F
+                masked = b1 & 0x80
+                hlen = 2
+                if length == 126:
+                    hlen = 4
+                elif length == 127:
+                    hlen = 10
+                if masked:
+                    hlen += 4
+                if b0 & 0x70:
+                    self._check_rsv(b0, opcode)
+                if opcode not in _KNOWN_OPCODES:
+                    raise ProtocolError(1002, "protocol.bad_opcode", f"unknown opcode {opcode:#x}")
+                if bool(masked) is not self._expect_masked:
+                    if masked:
+                        raise ProtocolError(1002, "protocol.masked_frame", "a server must not mask its frames")
+                    raise ProtocolError(1002, "protocol.unmasked_frame", "a client must mask every frame")
+                if opcode >= 8:
+                    if not fin:
+                        raise ProtocolError(1002, "protocol.fragmented_control", "control frames cannot be fragmented")
+                    if length > 125:
+                        raise ProtocolError(
+                            1002, "protocol.control_too_long", "a control frame payload is at most 125 bytes"
+                        )
+                if n - pos < hlen:
+                    break
+                if length == 126:
+                    length = _unpack_u16(src, pos + 2)[0]
+                elif length == 127:
+                    length = _unpack_u64(src, pos + 2)[0]
+                    if length >> 63:
+                        raise ProtocolError(1002, "protocol.bad_length", "the 64-bit payload length has its top bit set")
+                if opcode >= 8:
+                    if n - pos < hlen + length:
+                        break
+                    start = pos + hlen
+                    pos = start + length
+                    if masked:
+                        payload = apply_mask(mv[start:pos], src[start - 4 : start])
+                    else:
+                        payload = bytes(mv[start:pos])
+                    self._control(opcode, payload, events)
+                    if self.close_received is not None:
+                        return n  # nothing after a Close frame is read
+                    continue
+                self._start_data_frame(opcode, b0, length)
+                start = pos + hlen
+                end = start + length
+                if end <= n:
+                    pos = end
+                    if masked:
+                        self._data(apply_mask(mv[start:end], src[start - 4 : start]), bool(fin), events)
+                    else:
+                        self._data(mv[start:end], bool(fin), events)
+                else:
+                    pos = start
+                    self._frame_remaining = length
+                    self._frame_fin = bool(fin)
+                    self._frame_mask = bytes(src[start - 4 : start]) if masked else None
+                    self._frame_offset = 0
+                    if length == 0:  # pragma: no cover - a zero-length frame always fits
+                        break
+        return pos
+
+    def _check_rsv(self, b0: int, opcode: int) -> None:
+        if b0 & 0x30:
+            raise ProtocolError(1002, "protocol.reserved_bits", "RSV2/RSV3 set but no extension defines them")
+        if self.deflate is None:
+            raise ProtocolError(1002, "protocol.reserved_bits", "RSV1 set but no extension was negotiated")
+        if opcode not in (_OP_TEXT, _OP_BINARY):
+            raise ProtocolError(
+                1002,
+                "protocol.reserved_bits",
+                "RSV1 may only be set on the first frame of a data message (RFC 7692 6.1)",
+            )
+
+    def _start_data_frame(self, opcode: int, b0: int, length: int) -> None:
+        if opcode == _OP_CONT:
+            if not self._msg_opcode:
+                raise ProtocolError(
+                    1002, "protocol.unexpected_continuation", "a continuation frame arrived with no message started"
+                )
+        else:
+            if self._msg_opcode:
+                raise ProtocolError(
+                    1002,
+                    "protocol.expected_continuation",
+                    "a new data frame arrived before the previous message was finished",
+                )
+            self._msg_opcode = opcode
+            self._msg_compressed = bool(b0 & 0x40)
+            self._msg_size = 0
+            self._msg_wire_size = 0
+        if self.max_frame_size is not None and length > self.max_frame_size:
+            raise ProtocolError(
+                1009, "frame.too_big", f"a frame of {length} bytes exceeds max_frame_size={self.max_frame_size}"
+            )
+        if self.max_size is not None:
+            wire = self._msg_wire_size + length
+            self._msg_wire_size = wire
+            if wire > self.max_size:
+                raise ProtocolError(
+                    1009, "message.too_big", f"a message of over {self.max_size} bytes exceeds max_size"
+                )
+
+    def _data(self, payload: bytes | memoryview, fin: bool, events: list[Event]) -> None:
+        if self._msg_compressed:
+            assert self.deflate is not None
+            limit = (1 << 62) if self.max_size is None else self.max_size - self._msg_size
+            payload = self.deflate.decompress(payload, fin, limit)
+            self._msg_size += len(payload)
+        if self._msg_opcode == _OP_TEXT:
+            decoder = self._decoder
+            if fin and decoder is None:
+                try:
+                    events.append(TextMessage(str(payload, "utf-8")))
+                except UnicodeDecodeError:
+                    raise ProtocolError(1007, "utf8.invalid", "a text message is not valid UTF-8") from None
+                self._msg_opcode = 0
+                return
+            if decoder is None:
+                decoder = self._decoder = _Utf8Decoder()
+            try:
+                self._text_parts.append(decoder.decode(payload, fin))
+            except UnicodeDecodeError:
+                raise ProtocolError(1007, "utf8.invalid", "a text message is not valid UTF-8") from None
+            if fin:
+                events.append(TextMessage("".join(self._text_parts)))
+                self._text_parts.clear()
+                self._decoder = None
+                self._msg_opcode = 0
+            else:
+                _check_utf8_pending(decoder)
+        else:
+            if fin and not self._parts:
+                events.append(BinaryMessage(bytes(payload)))
+                self._msg_opcode = 0
+                return
+            self._parts.append(bytes(payload))
+            if fin:
+                events.append(BinaryMessage(b"".join(self._parts)))
+                self._parts.clear()
+                self._msg_opcode = 0
+
+    def _control(self, opcode: int, payload: bytes, events: list[Event]) -> None:
+        if opcode == _OP_PING:
+            if self.close_sent is None:
+                self._out += self._frame(_OP_PONG, payload, True, False)
+            events.append(Ping(payload))
+        elif opcode == _OP_PONG:
+            events.append(Pong(payload))
+        else:
+            code, reason = self._parse_close(payload)
+            self.close_received = CloseFrame(code, reason)
+            if self.close_sent is None:
+                self.received_first = True
+                self.state = State.CLOSING
+                echo = b"" if code is None else code.to_bytes(2, "big")
+                self._out += self._frame(_OP_CLOSE, echo, True, False)
+                self.close_sent = CloseFrame(code, "")
+            events.append(CloseReceived(code, reason))
+
+    @staticmethod
+    def _parse_close(payload: bytes) -> tuple[int | None, str]:
+        if not payload:
+            return None, ""
+        if len(payload) == 1:
+            raise ProtocolError(1002, "protocol.bad_close_payload", "a Close frame payload of exactly one byte")
+        code = int.from_bytes(payload[:2], "big")
+        if not is_sendable(code):
+            raise ProtocolError(1002, "protocol.bad_close_code", f"close code {code} is not allowed on the wire")
+        try:
+            reason = payload[2:].decode()
+        except UnicodeDecodeError:
+            raise ProtocolError(1007, "protocol.bad_close_reason", "the close reason is not valid UTF-8") from None
+        return code, reason
+
+    def receive_eof(self, cause: str | None = None, detail: str = "") -> Ending:
+        """The transport is gone; fold what happened into the connection's ending.
+
+        ``cause`` lets the I/O layer say how it went (``tcp.reset``, ``close.timeout``)
+        when no Close frame explains it. Calling it again returns the same ending.
+        """
+        if self.ending is not None:
+            return self.ending
+        self.state = State.CLOSED
+        sent, received = self.close_sent, self.close_received
+        initiator: Initiator
+        if self._failure is not None:
+            code, fcause, fdetail = self._failure
+            ending = Ending(
+                code=code,
+                cause=fcause,
+                initiator="local",
+                sent=sent,
+                received=received,
+                received_first=self.received_first,
+                clean=False,
+                detail=fdetail,
+            )
+        elif sent is not None and received is not None:
+            clean = True
+            if self.received_first:
+                initiator = "remote"
+                code = 1005 if received.code is None else received.code
+                reason = received.reason
+                if received.code is None:
+                    ccause = "closed.no_status"
+                elif received.code == 1010:
+                    ccause = "extension.missing"
+                else:
+                    ccause = "closed.by_peer"
+                cdetail = detail or received.reason
+            else:
+                initiator = "local"
+                code = 1005 if sent.code is None else sent.code
+                reason = sent.reason
+                ccause = self._local_cause or "closed.locally"
+                cdetail = self._local_detail or detail
+            ending = Ending(
+                code=code,
+                cause=ccause,
+                reason=reason,
+                initiator=initiator,
+                sent=sent,
+                received=received,
+                received_first=self.received_first,
+                clean=clean,
+                detail=cdetail,
+            )
+        elif received is not None:
+            ending = Ending(
+                code=1005 if received.code is None else received.code,
+                cause="closed.by_peer",
+                reason=received.reason,
+                initiator="remote",
+                sent=sent,
+                received=received,
+                received_first=True,
+                clean=False,
+                detail=detail,
+            )
+        else:
+            ending = Ending(
+                code=1006,
+                cause=cause or ("close.timeout" if sent is not None else "tcp.closed"),
+                initiator="local" if sent is not None else "remote",
+                sent=sent,
+                received=None,
+                received_first=self.received_first,
+                clean=False,
+                detail=detail,
+            )
+        self.ending = ending
+        return ending

@@ -1,0 +1,119 @@
+"""How a connection, or an attempt to open one, ended.
+
+Every way a WebSocket ends (a Close frame from either side, a protocol violation, a
+lost socket, a failed TLS handshake, a refused dial) is folded into one value, an
+:class:`Ending`. The same value is raised with exceptions, exposed on finished
+connections, written to logs and rendered by the command line, so the story of a
+connection is told once, in one vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from wsdoctor.knowledge import CauseText, Explanation
+
+__all__ = ["CloseFrame", "Ending", "Initiator"]
+
+Initiator = Literal["local", "remote", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseFrame:
+    """The payload of a Close frame as it travelled on the wire.
+
+    ``code`` is ``None`` for a Close frame with an empty payload (reported as 1005).
+    """
+
+    code: int | None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.code is None:
+            return "no status code"
+        return f"{self.code} ({self.reason})" if self.reason else str(self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """One value that says how a connection or a dial ended, and why.
+
+    ``code`` is the close code that describes the ending, including the local-only
+    ones: 1005 (Close frame without a code), 1006 (no Close frame at all) and 1015
+    (TLS handshake failure). ``cause`` is a stable machine-readable id such as
+    ``protocol.masked_frame`` or ``tls.expired``; ``detail`` is the human specific
+    (the expiry date, the missing extension names) that makes the fix concrete.
+    """
+
+    code: int
+    cause: str
+    reason: str = ""
+    initiator: Initiator = "none"
+    sent: CloseFrame | None = None
+    received: CloseFrame | None = None
+    received_first: bool | None = None
+    clean: bool = False
+    detail: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True for an orderly ending (1000 or 1001 through a complete close handshake)."""
+        return self.clean and self.code in (1000, 1001)
+
+    def explanation(self, lang: str = "en") -> Explanation:
+        """The registry entry for this ending's close code, in ``lang``."""
+        from wsdoctor.knowledge import explain
+
+        return explain(self.code, lang)
+
+    def cause_text(self, lang: str = "en") -> CauseText:
+        """The text for this ending's precise cause: a summary and a fix that fit it."""
+        from wsdoctor.knowledge import explain_cause
+
+        return explain_cause(self.cause, lang, detail=self.detail, **self.details)
+
+    @property
+    def name(self) -> str:
+        return self.explanation().name
+
+    @property
+    def fix(self) -> str:
+        return self.cause_text().fix
+
+    def sentence(self, lang: str = "en") -> str:
+        """One sentence a person can act on: what happened, the code, the cause."""
+        text = self.cause_text(lang)
+        name = self.explanation(lang).name
+        head = f"{self.code} {name}"
+        if self.reason:
+            head += f" ({self.reason!r})"
+        return f"{head}: {text.summary}"
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def to_dict(self, lang: str = "en") -> dict[str, object]:
+        """A JSON-ready form, stable for logs and the command line's ``--json``."""
+        exp = self.explanation(lang)
+        text = self.cause_text(lang)
+        return {
+            "code": self.code,
+            "name": exp.name,
+            "cause": self.cause,
+            "reason": self.reason,
+            "initiator": self.initiator,
+            "clean": self.clean,
+            "sent": None if self.sent is None else {"code": self.sent.code, "reason": self.sent.reason},
+            "received": (
+                None if self.received is None else {"code": self.received.code, "reason": self.received.reason}
+            ),
+            "received_first": self.received_first,
+            "detail": self.detail,
+            "summary": text.summary,
+            "explanation": exp.meaning,
+            "when": exp.when,
+            "fix": text.fix,
+        }
