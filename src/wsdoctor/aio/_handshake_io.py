@@ -1,0 +1,55 @@
+"""Feeding the sans-I/O handshake objects from a protocol, for both roles.
+
+Until the 101 response the connection carries HTTP, not frames; the protocol hands
+every read to a small receiver that fills a future once a full request or response
+has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Generic, Protocol, TypeVar
+
+from wsdoctor.aio.connection import WebSocketConnection
+
+T = TypeVar("T")
+
+__all__ = ["read_handshake"]
+
+
+class _Feedable(Protocol[T]):  # pragma: no cover - typing only
+    def receive_data(self, data: bytes) -> T | None: ...
+
+
+class _Receiver(Generic[T]):
+    def __init__(self, parser: _Feedable[T], fut: asyncio.Future[T | None]) -> None:
+        self.parser = parser
+        self.fut = fut
+
+    def __call__(self, data: bytes | None) -> None:
+        if self.fut.done():
+            return
+        try:
+            if data is None:
+                eof = getattr(self.parser, "receive_eof")  # noqa: B009 - both parsers have it
+                result = eof()
+                self.fut.set_result(result)
+                return
+            result = self.parser.receive_data(data)
+        except Exception as exc:  # the parser's own typed errors, passed to the awaiting task
+            self.fut.set_exception(exc)
+            return
+        if result is not None:
+            self.fut.set_result(result)
+
+
+async def read_handshake(ws: WebSocketConnection, parser: _Feedable[T]) -> T | None:
+    """Wait until ``parser`` has a complete request or response; ``None`` at EOF."""
+    fut: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+    ws._handshake_receiver = _Receiver(parser, fut)
+    if ws.closed:
+        ws._handshake_receiver(None)
+    try:
+        return await fut
+    finally:
+        ws._handshake_receiver = None

@@ -1,0 +1,357 @@
+"""Opening a WebSocket connection: ``connect()``.
+
+A dial is a sequence of steps (DNS, TCP, TLS, the HTTP upgrade, negotiation) and a
+failure is reported by the step that failed: each raises a :class:`DialError` whose
+ending names that step in its cause (``dns.not_found``, ``tcp.refused``,
+``tls.expired``, ``handshake.status``, ``extension.missing``...). The same steps,
+with their timings and details, are reported to an optional ``trace`` callback;
+``wsdoctor check`` is built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import ssl as ssl_module
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from wsdoctor.aio._handshake_io import read_handshake
+from wsdoctor.aio._tls import start_client_tls, tls_info
+from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.protocol._connection import Connection
+from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
+from wsdoctor.protocol._ending import Ending
+from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
+from wsdoctor.protocol._handshake import ClientHandshake
+from wsdoctor.protocol._headers import serialize_extensions
+from wsdoctor.protocol._uri import parse_uri
+
+__all__ = ["Step", "connect"]
+
+Compression = Literal["deflate"] | None
+
+
+@dataclass
+class Step:
+    """One step of a dial, as reported to ``trace``: name, outcome, duration, details."""
+
+    name: str
+    ok: bool
+    ms: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+TraceCallback = Callable[[Step], None]
+
+
+def _dial_error(code: int, cause: str, detail: str) -> DialError:
+    return DialError(Ending(code=code, cause=cause, initiator="local", detail=detail))
+
+
+class connect:  # noqa: N801 - used as a function, like websockets.connect
+    """Open a WebSocket connection to ``uri``.
+
+    Use ``async with connect(uri) as ws:`` (closes on exit) or ``ws = await
+    connect(uri)``. Every failure raises a :class:`DialError` subclass whose
+    ``.ending`` says which step failed and how to fix it.
+
+    ``require_extensions`` names extensions the application cannot work without:
+    when the server's 101 response does not negotiate one of them, the client sends
+    Close 1010 naming the missing ones (RFC 6455 7.4.1) and raises
+    :class:`NegotiationError` with cause ``extension.missing``.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        compression: Compression = "deflate",
+        deflate: DeflateConfig | None = None,
+        require_extensions: Sequence[str] = (),
+        subprotocols: Sequence[str] = (),
+        extra_headers: Sequence[tuple[str, str]] = (),
+        origin: str | None = None,
+        user_agent: str | None = "wsdoctor/0.1",
+        open_timeout: float = 10.0,
+        close_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        max_size: int | None = 1 << 20,
+        max_frame_size: int | None = None,
+        max_queue: int | None = 16,
+        write_limit: int = 1 << 16,
+        trace: TraceCallback | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if compression not in ("deflate", None):
+            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+        self.uri = uri
+        self.wsuri = parse_uri(uri)
+        if ssl is not None and not self.wsuri.secure:
+            raise ValueError("ssl= was given for a ws:// URI; use wss:// for TLS")
+        self.ssl = ssl
+        self.server_hostname = server_hostname
+        self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
+        self.require_extensions = list(require_extensions)
+        if self.require_extensions and self.deflate is None and "permessage-deflate" in self.require_extensions:
+            raise ValueError("permessage-deflate is required but compression=None does not offer it")
+        self.subprotocols = list(subprotocols)
+        self.extra_headers = list(extra_headers)
+        self.origin = origin
+        self.user_agent = user_agent
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_size = max_size
+        self.max_frame_size = max_frame_size
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.trace = trace
+        self.logger = logger or logging.getLogger("wsdoctor.client")
+        self.connection: WebSocketConnection | None = None
+
+    # -------------------------------------------------------------- awaiting
+
+    def __await__(self) -> Generator[Any, None, WebSocketConnection]:
+        return self._dial().__await__()
+
+    async def __aenter__(self) -> WebSocketConnection:
+        return await self._dial()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+    # ----------------------------------------------------------------- steps
+
+    def _report(self, name: str, ok: bool, started: float, **details: Any) -> None:
+        if self.trace is not None:
+            self.trace(Step(name, ok, (time.perf_counter() - started) * 1000.0, details))
+
+    async def _dial(self) -> WebSocketConnection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.open_timeout
+        wsuri = self.wsuri
+        ws = WebSocketConnection(
+            is_client=True,
+            max_queue=self.max_queue,
+            write_limit=self.write_limit,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+            logger=self.logger,
+        )
+
+        # DNS
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout_at(deadline):
+                infos = await loop.getaddrinfo(wsuri.host, wsuri.port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            self._report("dns", False, started, error="timeout")
+            raise _dial_error(1006, "dns.timeout", f"no answer for {wsuri.host!r} within the open timeout") from None
+        except socket.gaierror as exc:
+            self._report("dns", False, started, error=str(exc))
+            raise _dial_error(1006, "dns.not_found", f"{wsuri.host!r}: {exc.strerror or exc}") from None
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        self._report("dns", True, started, host=wsuri.host, addresses=addresses)
+
+        # TCP: each address in turn, as the resolver ordered them.
+        started = time.perf_counter()
+        transport: asyncio.Transport | None = None
+        last_exc: BaseException | None = None
+        for family, type_, proto, _, sockaddr in infos:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    sock = socket.socket(family, type_, proto)
+                    sock.setblocking(False)
+                    try:
+                        await loop.sock_connect(sock, sockaddr)
+                    except BaseException:
+                        sock.close()
+                        raise
+                    raw, _ = await loop.create_connection(lambda: ws, sock=sock)
+                    assert isinstance(raw, asyncio.Transport)
+                    transport = raw
+                    break
+            except TimeoutError as exc:
+                last_exc = exc
+                break
+            except OSError as exc:
+                last_exc = exc
+        if transport is None:
+            self._report("tcp", False, started, error=str(last_exc))
+            raise self._tcp_error(last_exc) from None
+        sock_obj = transport.get_extra_info("socket")
+        if sock_obj is not None:
+            try:
+                sock_obj.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover - not every platform lets us
+                pass
+        self._report("tcp", True, started, peer=str(transport.get_extra_info("peername")))
+
+        try:
+            return await self._after_tcp(ws, transport, deadline)
+        except BaseException:
+            if ws.transport is not None:
+                ws.transport.abort()
+            raise
+
+    def _tcp_error(self, exc: BaseException | None) -> DialError:
+        host, port = self.wsuri.host, self.wsuri.port
+        if isinstance(exc, TimeoutError):
+            return _dial_error(1006, "tcp.timeout", f"{host}:{port} did not accept within {self.open_timeout:g} s")
+        if isinstance(exc, ConnectionRefusedError):
+            return _dial_error(1006, "tcp.refused", f"nothing is listening on {host}:{port}")
+        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return _dial_error(1006, "tcp.unreachable", f"{host}:{port}: {exc.strerror}")
+        return _dial_error(1006, "tcp.reset", f"{host}:{port}: {exc}")
+
+    async def _after_tcp(
+        self, ws: WebSocketConnection, transport: asyncio.Transport, deadline: float
+    ) -> WebSocketConnection:
+        loop = asyncio.get_running_loop()
+        wsuri = self.wsuri
+
+        # TLS
+        if wsuri.secure:
+            started = time.perf_counter()
+            context = self.ssl or ssl_module.create_default_context()
+            try:
+                transport = await start_client_tls(
+                    transport,
+                    ws,
+                    context,
+                    server_hostname=self.server_hostname or wsuri.host,
+                    port=wsuri.port,
+                    timeout=max(0.001, deadline - loop.time()),
+                )
+            except DialError as exc:
+                self._report("tls", False, started, cause=exc.ending.cause, error=exc.ending.detail)
+                raise
+            ws.transport = transport
+            transport.set_write_buffer_limits(high=self.write_limit)
+            ssl_object = transport.get_extra_info("ssl_object")
+            details: dict[str, Any] = {}
+            if ssl_object is not None:
+                info = tls_info(ssl_object)
+                details = {"version": info.version, "cipher": info.cipher, "chain": info.chain}
+            self._report("tls", True, started, **details)
+
+        # HTTP upgrade
+        started = time.perf_counter()
+        offers = self.deflate.client_offers() if self.deflate is not None else []
+        handshake = ClientHandshake(
+            wsuri,
+            origin=self.origin,
+            subprotocols=self.subprotocols,
+            extensions=offers,
+            extra_headers=self.extra_headers,
+            user_agent=self.user_agent,
+        )
+        transport.write(handshake.request_bytes())
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await read_handshake(ws, handshake)
+        except TimeoutError:
+            self._report("http", False, started, error="timeout")
+            raise HandshakeError(
+                Ending(
+                    code=1006,
+                    cause="handshake.timeout",
+                    initiator="local",
+                    detail=f"no complete HTTP response within {self.open_timeout:g} s",
+                )
+            ) from None
+        except WebSocketError as exc:
+            self._report("http", False, started, error=str(exc))
+            raise
+        if response is None:
+            self._report("http", False, started, error="connection closed")
+            raise HandshakeError(
+                Ending(
+                    code=1006,
+                    cause="tcp.closed",
+                    initiator="remote",
+                    detail="the server closed the connection before answering the upgrade request",
+                )
+            )
+        try:
+            accepted = handshake.validate(response)
+        except WebSocketError as exc:
+            self._report(
+                "http", False, started, status=response.status, reason=response.reason, headers=response.headers
+            )
+            raise exc from None
+        self._report(
+            "http", True, started, status=response.status, reason=response.reason, headers=response.headers
+        )
+
+        # Negotiation
+        started = time.perf_counter()
+        codec: PerMessageDeflate | None = None
+        negotiated: list[str] = []
+        for name, params in accepted.extensions:
+            if name == "permessage-deflate" and self.deflate is not None and codec is None:
+                try:
+                    codec = self.deflate.client_accept(params)
+                except ExtensionParamsError as exc:
+                    self._report("negotiate", False, started, error=str(exc))
+                    raise NegotiationError(
+                        Ending(
+                            code=1006,
+                            cause="extension.bad_params",
+                            initiator="local",
+                            detail=f"{serialize_extensions([(name, params)])}: {exc}",
+                        )
+                    ) from None
+                negotiated.append(name)
+            else:
+                self._report("negotiate", False, started, error=f"unexpected extension {name}")
+                raise NegotiationError(
+                    Ending(
+                        code=1006,
+                        cause="extension.unrequested",
+                        initiator="local",
+                        detail=f"the server answered with {name!r}, which was not offered or is repeated",
+                    )
+                )
+        core = Connection(True, deflate=codec, max_size=self.max_size, max_frame_size=self.max_frame_size)
+        ws.subprotocol = accepted.subprotocol
+        ws.extensions = negotiated
+        ws.response_headers = response.headers
+        ws.path = wsuri.resource
+        missing = [name for name in self.require_extensions if name not in negotiated]
+        ws.attach(core, handshake.leftover)
+        self.connection = ws
+        details = {
+            "extensions": negotiated,
+            "offered": serialize_extensions(offers) if offers else "",
+            "subprotocol": accepted.subprotocol,
+            "subprotocols_offered": self.subprotocols,
+            "required": self.require_extensions,
+        }
+        if missing:
+            self._report("negotiate", False, started, missing=missing, **details)
+            names = ", ".join(missing)
+            reason = f"missing extensions: {names}"
+            encoded = reason.encode()[:123]
+            ws.local_close_with_cause(
+                1010, encoded.decode(errors="ignore"), "extension.missing", detail=names
+            )
+            ending = await ws.wait_closed()
+            self.connection = None
+            raise NegotiationError(ending)
+        self._report("negotiate", True, started, **details)
+        return ws

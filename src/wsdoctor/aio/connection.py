@@ -1,0 +1,421 @@
+"""An open WebSocket connection on asyncio, shared by the client and the server.
+
+The protocol core decides everything; this module only moves bytes and wakes tasks.
+It is an :class:`asyncio.Protocol` rather than a pair of streams so that a received
+message costs one call from ``data_received`` into the core and one append to a
+deque: no task switch, no future per message. A future is created only when
+``recv()`` finds nothing waiting, and only one at a time.
+
+Backpressure works both ways. Reading is paused while ``max_queue`` messages wait
+for the application (the kernel's buffer then fills and the peer's writes slow
+down), and ``send()`` waits while the transport's write buffer is above its high
+water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from wsdoctor.protocol._connection import Connection
+from wsdoctor.protocol._ending import Ending
+from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
+from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
+
+__all__ = ["WebSocketConnection"]
+
+Data = str | bytes
+
+_EOF_CAUSES: dict[type[BaseException], str] = {
+    ConnectionResetError: "tcp.reset",
+    BrokenPipeError: "tcp.reset",
+    ConnectionAbortedError: "tcp.reset",
+    TimeoutError: "tcp.timeout",
+}
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """A WebSocket connection after a successful opening handshake.
+
+    Used by both :func:`wsdoctor.connect` and :func:`wsdoctor.serve`; applications
+    receive it ready to use and never build one themselves.
+    """
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        max_queue: int | None = 16,
+        write_limit: int = 1 << 16,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.is_client = is_client
+        self.core: Connection | None = None
+        self.transport: asyncio.Transport | None = None
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.logger = logger or logging.getLogger("wsdoctor.client" if is_client else "wsdoctor.server")
+        self.subprotocol: str | None = None
+        self.extensions: list[str] = []
+        self.request_headers: list[tuple[str, str]] = []
+        self.response_headers: list[tuple[str, str]] = []
+        self.path = "/"
+        self.offered_extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.ending_logged = False
+        self.remote_address: Any = None
+        self._loop = asyncio.get_running_loop()
+        self._messages: collections.deque[Data] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._paused_writing = False
+        self._paused_reading = False
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._ping_counter = 0
+        self._closed: asyncio.Future[Ending] = self._loop.create_future()
+        self._keepalive: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._eof_cause: str | None = None
+        self._eof_detail = ""
+        # Bytes that arrive before the core is attached (handshake phase) go to this hook.
+        self._handshake_receiver: Any = None
+
+    # ------------------------------------------------------------ life cycle
+
+    def attach(self, core: Connection, leftover: bytes) -> None:
+        """Switch from the opening handshake to frames; feed bytes that came with the 101."""
+        self.core = core
+        self._handshake_receiver = None
+        if self.ping_interval is not None:
+            self._keepalive = self._loop.create_task(self._keepalive_loop())
+        if leftover:
+            self.data_received(leftover)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit)
+        self.remote_address = transport.get_extra_info("peername")
+
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        if core is None:
+            if self._handshake_receiver is not None:
+                self._handshake_receiver(data)
+            return
+        events = core.receive_data(data)
+        if events:
+            messages = self._messages
+            for event in events:
+                if type(event) is TextMessage or type(event) is BinaryMessage:
+                    messages.append(event.data)
+                elif type(event) is Pong:
+                    self._pong(event.payload)
+                elif type(event) is CloseReceived:
+                    self._close_received()
+                elif type(event) is Ping:
+                    pass
+            waiter = self._recv_waiter
+            if waiter is not None and messages:
+                self._recv_waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if self.max_queue is not None and len(messages) >= self.max_queue and not self._paused_reading:
+                self._paused_reading = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+        if core.has_data_to_send:
+            self._write(core.data_to_send())
+        if core.should_close_transport:
+            self._close_transport_soon()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: a WebSocket never half-closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cause = self._eof_cause
+        detail = self._eof_detail
+        if cause is None and exc is not None:
+            cause = _EOF_CAUSES.get(type(exc))
+            detail = detail or str(exc)
+        if self.core is not None:
+            ending = self.core.receive_eof(cause, detail)
+        else:
+            ending = Ending(code=1006, cause=cause or "tcp.closed", initiator="remote", detail=detail)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        for fut, _ in self._pings.values():
+            if not fut.done():
+                fut.set_exception(closed_exception(ending))
+        self._pings.clear()
+        for waiter in (self._recv_waiter, self._drain_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._recv_waiter = self._drain_waiter = None
+        if not self._closed.done():
+            self._closed.set_result(ending)
+        if self._handshake_receiver is not None:
+            self._handshake_receiver(None)
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ----------------------------------------------------------- public API
+
+    @property
+    def ending(self) -> Ending | None:
+        """How the connection ended, once it has; ``None`` while it is open."""
+        return self._closed.result() if self._closed.done() else None
+
+    @property
+    def open(self) -> bool:
+        return self.core is not None and self.core.close_sent is None and not self._closed.done()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.done()
+
+    async def wait_closed(self) -> Ending:
+        """Wait until the connection has ended; returns its ending."""
+        return await asyncio.shield(self._closed)
+
+    async def recv(self) -> Data:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises :class:`ConnectionClosedOK` or :class:`ConnectionClosedError` (with the
+        ending) once the connection has ended and every received message was read.
+        """
+        messages = self._messages
+        while not messages:
+            if self._closed.done():
+                raise closed_exception(self._closed.result())
+            if self.core is not None and self.core.close_received is not None:
+                await asyncio.shield(self._closed)
+                continue
+            if self._recv_waiter is not None:
+                raise RuntimeError("recv() is already being awaited by another task")
+            waiter = self._loop.create_future()
+            self._recv_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        message = messages.popleft()
+        if self._paused_reading and len(messages) <= (self.max_queue or 0) // 4:
+            self._paused_reading = False
+            if self.transport is not None and not self._closed.done():
+                self.transport.resume_reading()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosed as exc:
+                if exc.ending.ok:
+                    return
+                raise
+
+    async def send(self, message: Data | bytearray | memoryview) -> None:
+        """Send one message; waits while the peer reads slower than we write.
+
+        Raises :class:`ConnectionClosed` once the connection is closing or closed.
+        """
+        core = self._core_for_send()
+        if isinstance(message, str):
+            data = core.send_text(message)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            data = core.send_binary(message)
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        self._write(data)
+        if self._paused_writing:
+            await self._drain()
+
+    async def send_fragments(self, fragments: list[str] | list[bytes]) -> None:
+        """Send one message as several frames (for streaming and for testing peers)."""
+        core = self._core_for_send()
+        if not fragments:
+            raise ValueError("send_fragments() needs at least one fragment")
+        text = isinstance(fragments[0], str)
+        opcode = 1 if text else 2
+        last = len(fragments) - 1
+        for i, fragment in enumerate(fragments):
+            payload = fragment.encode() if isinstance(fragment, str) else fragment
+            if isinstance(fragment, str) is not text:
+                raise TypeError("all fragments must be str or all bytes")
+            self._write(core.send_frame(opcode if i == 0 else 0, payload, fin=i == last))
+            if self._paused_writing:
+                await self._drain()
+
+    async def ping(self, data: bytes | None = None) -> float:
+        """Send a Ping and wait for its Pong; returns the round-trip time in seconds."""
+        core = self._core_for_send()
+        if data is None:
+            self._ping_counter += 1
+            data = struct.pack("!I", self._ping_counter) + os.urandom(4)
+        if data in self._pings:
+            raise ValueError("a ping with this payload is already waiting for its pong")
+        fut: asyncio.Future[float] = self._loop.create_future()
+        self._pings[data] = (fut, time.perf_counter())
+        self._write(core.send_ping(data))
+        return await fut
+
+    async def pong(self, data: bytes = b"") -> None:
+        """Send an unsolicited Pong (a one-way heartbeat)."""
+        self._write(self._core_for_send().send_pong(data))
+
+    async def close(self, code: int = 1000, reason: str = "") -> Ending:
+        """Start the close handshake and wait, bounded by ``close_timeout``, for it to end.
+
+        Returns the ending. Closing an already closed connection returns its ending.
+        Codes that cannot be sent (1005, 1006, 1015, ...) raise InvalidCloseCode.
+        """
+        core = self.core
+        if core is not None and core.close_sent is None and not self._closed.done():
+            self._write(core.send_close(code, reason))
+            self._arm_close_timer()
+        elif core is None and self.transport is not None:
+            self.transport.close()
+        return await asyncio.shield(self._closed)
+
+    async def fail(self, code: int, cause: str, detail: str = "") -> Ending:
+        """End the connection from our side for a reason of ours (keepalive, a handler error)."""
+        core = self.core
+        if core is not None and not self._closed.done():
+            core.fail(code, cause, detail)
+            if core.has_data_to_send:
+                self._write(core.data_to_send())
+            self._close_transport_soon()
+        return await asyncio.shield(self._closed)
+
+    def local_close_with_cause(self, code: int, reason: str, cause: str, detail: str = "") -> None:
+        """Send a Close frame whose ending carries ``cause`` (server shutdown, 1010)."""
+        core = self.core
+        if core is not None and core.close_sent is None and not self._closed.done():
+            self._write(core.send_close(code, reason, cause=cause, detail=detail))
+            self._arm_close_timer()
+
+    # ------------------------------------------------------------ internals
+
+    def _core_for_send(self) -> Connection:
+        core = self.core
+        if self._closed.done():
+            raise closed_exception(self._closed.result())
+        if core is None:
+            raise RuntimeError("the opening handshake is not complete")
+        if core.close_sent is not None:
+            # The close handshake is under way: the ending is not final yet, but no
+            # more data may be sent. Report what is known now.
+            ending = core.ending or Ending(
+                code=(core.close_sent.code or 1005),
+                cause="closed.locally" if not core.received_first else "closed.by_peer",
+                initiator="remote" if core.received_first else "local",
+                sent=core.close_sent,
+                received=core.close_received,
+            )
+            raise closed_exception(ending)
+        return core
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    async def _drain(self) -> None:
+        if self._closed.done():
+            raise closed_exception(self._closed.result())
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(waiter)
+        if self._closed.done() and self.core is not None and self.core.close_sent is None:
+            raise closed_exception(self._closed.result())
+
+    def _pong(self, payload: bytes) -> None:
+        entry = self._pings.get(payload)
+        if entry is None:
+            return  # unsolicited pong
+        now = time.perf_counter()
+        # A Pong acknowledges its Ping and every Ping sent before it (RFC 6455 5.5.3).
+        for key in list(self._pings):
+            fut, sent_at = self._pings.pop(key)
+            if not fut.done():
+                fut.set_result(now - sent_at)
+            if key == payload:
+                break
+
+    def _close_received(self) -> None:
+        # Our answering Close is already queued by the core. The server closes TCP now;
+        # a client gives the server close_timeout to do it.
+        self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        if self._close_timer is None and not self._closed.done():
+            self._close_timer = self._loop.call_later(self.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        if self.transport is not None and not self._closed.done():
+            core = self.core
+            if core is not None and core.close_received is None:
+                self._eof_cause = "close.timeout"
+                self._eof_detail = f"no Close frame from the peer within {self.close_timeout:g} s"
+            self.transport.abort()
+
+    def _close_transport_soon(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        core = self.core
+        if self.is_client and core is not None and not core.failed:
+            # RFC 6455 7.1.1: the server closes the TCP connection first.
+            self._arm_close_timer()
+            return
+        transport.close()
+
+    async def _keepalive_loop(self) -> None:
+        assert self.ping_interval is not None
+        try:
+            while True:
+                await asyncio.sleep(self.ping_interval)
+                if not self.open:
+                    return
+                try:
+                    if self.ping_timeout is None:
+                        await self.ping()
+                    else:
+                        await asyncio.wait_for(self.ping(), self.ping_timeout)
+                except TimeoutError:
+                    self.logger.debug("keepalive: no pong within %s s", self.ping_timeout)
+                    await self.fail(
+                        1011, "keepalive.timeout", f"no Pong within {self.ping_timeout:g} s of a keepalive Ping"
+                    )
+                    return
+                except ConnectionClosed:
+                    return
+        except asyncio.CancelledError:
+            pass

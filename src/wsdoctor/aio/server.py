@@ -1,0 +1,397 @@
+"""Accepting WebSocket connections: ``serve()``.
+
+Each accepted TCP connection goes through TLS (when configured, done per connection
+so that a client's failed TLS handshake is caught and logged with its cause), the
+HTTP upgrade (bounded by ``open_timeout``), the application's ``process_request``
+hook, the origin allow-list and negotiation; then the handler runs. Whatever
+happens, the connection's ending is logged on the ``wsdoctor.server`` logger, with
+the ending itself in the record (``record.ending``) for handlers that render it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+from wsdoctor.aio._handshake_io import read_handshake
+from wsdoctor.aio._tls import start_server_tls
+from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.protocol._connection import Connection
+from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
+from wsdoctor.protocol._ending import Ending
+from wsdoctor.protocol._errors import WebSocketError
+from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
+from wsdoctor.protocol._headers import ExtensionItem
+
+__all__ = ["Server", "serve"]
+
+Handler = Callable[[WebSocketConnection], Awaitable[None]]
+Rejection = tuple[int, str | bytes] | tuple[int, Sequence[tuple[str, str]], str | bytes]
+ProcessRequest = Callable[[WebSocketConnection, Request], Awaitable[Rejection | None] | Rejection | None]
+
+
+class Server:
+    """A listening WebSocket server; build it with :func:`serve`."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | Sequence[str] | None = "127.0.0.1",
+        port: int = 8765,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        compression: Literal["deflate"] | None = "deflate",
+        deflate: DeflateConfig | None = None,
+        subprotocols: Sequence[str] = (),
+        origins: Sequence[str | None] | None = None,
+        process_request: ProcessRequest | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
+        server_header: str | None = "wsdoctor/0.1",
+        open_timeout: float = 10.0,
+        close_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        max_size: int | None = 1 << 20,
+        max_frame_size: int | None = None,
+        max_queue: int | None = 16,
+        write_limit: int = 1 << 16,
+        logger: logging.Logger | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        if compression not in ("deflate", None):
+            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
+        self.subprotocols = list(subprotocols)
+        self.origins = None if origins is None else list(origins)
+        self.process_request = process_request
+        self.extra_headers = list(extra_headers)
+        if server_header:
+            self.extra_headers.append(("Server", server_header))
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_size = max_size
+        self.max_frame_size = max_frame_size
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.logger = logger or logging.getLogger("wsdoctor.server")
+        self.sock = sock
+        self.connections: set[WebSocketConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> Server:
+        loop = asyncio.get_running_loop()
+        if self.sock is not None:
+            self._server = await loop.create_server(self._make_protocol, sock=self.sock)
+        else:
+            self._server = await loop.create_server(
+                self._make_protocol, self.host, self.port, reuse_address=True
+            )
+        return self
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def port_number(self) -> int:
+        """The port actually bound (useful with ``port=0``)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    @property
+    def urls(self) -> list[str]:
+        scheme = "wss" if self.ssl is not None else "ws"
+        urls = []
+        for sock in self.sockets:
+            host, port = sock.getsockname()[:2]
+            urls.append(f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/")
+        return urls
+
+    async def serve_forever(self) -> None:
+        """Serve until :meth:`close` is called (or the task is cancelled)."""
+        await self._closed.wait()
+
+    async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop accepting, close every connection with a Close frame, and wait (bounded).
+
+        Each connection gets ``code`` (1001 Going Away by default) and up to
+        ``close_timeout`` seconds to finish its close handshake; stragglers are then
+        aborted, so this always returns.
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for ws in list(self.connections):
+            if ws.core is not None:
+                ws.local_close_with_cause(code, reason, "server.shutdown", detail=reason)
+            elif ws.transport is not None:
+                ws.transport.close()
+        if self.connections:
+            await asyncio.wait(
+                [asyncio.ensure_future(ws.wait_closed()) for ws in self.connections],
+                timeout=self.close_timeout + 1.0,
+            )
+        for ws in list(self.connections):
+            if ws.transport is not None and not ws.closed:
+                ws.transport.abort()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.close_timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def __aenter__(self) -> Server:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __await__(self) -> Any:
+        return self.start().__await__()
+
+    # ----------------------------------------------------------- connections
+
+    def _make_protocol(self) -> WebSocketConnection:
+        ws = WebSocketConnection(
+            is_client=False,
+            max_queue=self.max_queue,
+            write_limit=self.write_limit,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+            logger=self.logger,
+        )
+        self.connections.add(ws)
+        task = asyncio.get_running_loop().create_task(self._run(ws))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ws
+
+    async def _run(self, ws: WebSocketConnection) -> None:
+        try:
+            await asyncio.sleep(0)  # let connection_made run
+            if await self._open(ws):
+                await self._run_handler(ws)
+            ending = await ws.wait_closed()
+            self._log_ending(ws, ending)
+        except Exception:  # pragma: no cover - a bug of ours; never let it kill the server
+            self.logger.exception("unexpected error while serving %s", ws.remote_address)
+            if ws.transport is not None:
+                ws.transport.abort()
+        finally:
+            self.connections.discard(ws)
+
+    async def _open(self, ws: WebSocketConnection) -> bool:
+        """Run TLS and the upgrade; True when the handler should run."""
+        transport = ws.transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.open_timeout
+        if self.ssl is not None:
+            try:
+                ws.transport = await start_server_tls(transport, ws, self.ssl, timeout=self.open_timeout)
+            except WebSocketError as exc:
+                transport.abort()
+                ending = exc.ending or Ending(code=1015, cause="tls.other", initiator="remote")
+                self._log_ending(ws, ending)
+                await ws.wait_closed()
+                return False
+            ws.transport.set_write_buffer_limits(high=self.write_limit)
+        transport = ws.transport
+        assert transport is not None
+        handshake = ServerHandshake()
+        try:
+            async with asyncio.timeout_at(deadline):
+                request = await read_handshake(ws, handshake)
+        except TimeoutError:
+            self._reject_and_log(
+                ws,
+                handshake,
+                408,
+                "the opening handshake did not complete in time\n",
+                Ending(
+                    code=1006,
+                    cause="handshake.timeout",
+                    initiator="remote",
+                    detail=f"no complete upgrade request within {self.open_timeout:g} s",
+                ),
+            )
+            return False
+        except HandshakeFailed as exc:
+            self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
+            return False
+        if request is None:
+            transport.close()
+            return False
+        try:
+            offer = handshake.validate(request)
+        except HandshakeFailed as exc:
+            self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
+            return False
+        ws.path = offer.path
+        ws.request_headers = request.headers
+
+        if self.process_request is not None:
+            result = self.process_request(ws, request)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            if result is not None:
+                status, headers, body = _unpack_rejection(result)
+                self._reject_and_log(
+                    ws,
+                    handshake,
+                    status,
+                    body,
+                    Ending(
+                        code=1006,
+                        cause="handshake.rejected",
+                        initiator="local",
+                        detail=f"process_request answered HTTP {status} {_phrase(status)}",
+                    ),
+                    headers,
+                )
+                return False
+
+        if self.origins is not None and offer.origin not in self.origins:
+            self._reject_and_log(
+                ws,
+                handshake,
+                403,
+                "origin not allowed\n",
+                Ending(
+                    code=1006,
+                    cause="handshake.origin",
+                    initiator="local",
+                    detail=f"origin {offer.origin!r} is not in the allow-list",
+                ),
+            )
+            return False
+
+        subprotocol = next((p for p in self.subprotocols if p in offer.subprotocols), None)
+        response_extensions: list[ExtensionItem] = []
+        codec: PerMessageDeflate | None = None
+        if self.deflate is not None and offer.extensions:
+            negotiated = self.deflate.server_negotiate(offer.extensions)
+            if negotiated is not None:
+                params, codec = negotiated
+                response_extensions.append(("permessage-deflate", params))
+        transport.write(
+            handshake.accept(
+                offer, subprotocol=subprotocol, extensions=response_extensions, extra_headers=self.extra_headers
+            )
+        )
+        ws.subprotocol = subprotocol
+        ws.extensions = [name for name, _ in response_extensions]
+        ws.offered_extensions = offer.extensions
+        if self._closing:
+            transport.close()
+            return False
+        ws.attach(
+            Connection(False, deflate=codec, max_size=self.max_size, max_frame_size=self.max_frame_size),
+            handshake.leftover,
+        )
+        return True
+
+    async def _run_handler(self, ws: WebSocketConnection) -> None:
+        try:
+            await self.handler(ws)
+        except Exception as exc:
+            if not ws.closed:
+                self.logger.error("handler failed on %s: %r", ws.remote_address, exc, exc_info=exc)
+                await ws.fail(1011, "handler.error", f"{type(exc).__name__}: {exc}")
+            return
+        if not ws.closed:
+            await ws.close(1000)
+
+    def _reject_and_log(
+        self,
+        ws: WebSocketConnection,
+        handshake: ServerHandshake,
+        status: int,
+        body: str | bytes,
+        ending: Ending | None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        transport = ws.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(handshake.reject(status, body, headers))
+            transport.close()
+        if ending is not None:
+            self._log_ending(ws, ending)
+            ws._eof_cause = None  # the ending above is what counts
+
+    def _log_ending(self, ws: WebSocketConnection, ending: Ending) -> None:
+        if ws.ending_logged:
+            return
+        ws.ending_logged = True
+        level = logging.INFO if ending.ok else logging.WARNING
+        self.logger.log(
+            level,
+            "%s %s ended: %s",
+            _format_peer(ws.remote_address),
+            ws.path,
+            ending,
+            extra={"ending": ending, "peer": ws.remote_address, "path": ws.path},
+        )
+
+
+def _format_peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _unpack_rejection(result: Rejection) -> tuple[int, list[tuple[str, str]], str | bytes]:
+    if len(result) == 2:
+        status, body = result
+        return int(status), [], body
+    status, headers, body = result
+    return int(status), list(headers), body
+
+
+def serve(
+    handler: Handler,
+    host: str | Sequence[str] | None = "127.0.0.1",
+    port: int = 8765,
+    **kwargs: Any,
+) -> Server:
+    """Start a WebSocket server: ``async with serve(handler, host, port) as server``.
+
+    ``await serve(...)`` works too and returns the started :class:`Server`. Options are
+    those of :class:`Server`.
+    """
+    return Server(handler, host, port, **kwargs)

@@ -1,0 +1,458 @@
+"""Byte-level tests of the sans-I/O connection: frames in, events and bytes out."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsdoctor.protocol._connection import Connection, State
+from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError
+from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
+from wsdoctor.protocol._mask import apply_mask, py_apply_mask
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def masked(b0: int, payload: bytes, mask: bytes = MASK) -> bytes:
+    """A client frame built by hand, independently of the code under test."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([b0, 0x80 | n])
+    elif n < 65536:
+        head = bytes([b0, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([b0, 0x80 | 127]) + struct.pack("!Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def unmasked(b0: int, payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        return bytes([b0, n]) + payload
+    if n < 65536:
+        return bytes([b0, 126]) + struct.pack("!H", n) + payload
+    return bytes([b0, 127]) + struct.pack("!Q", n) + payload
+
+
+def server(**kw: object) -> Connection:
+    return Connection(False, **kw)  # type: ignore[arg-type]
+
+
+def client(**kw: object) -> Connection:
+    return Connection(True, **kw)  # type: ignore[arg-type]
+
+
+def failure(conn: Connection) -> tuple[int, str]:
+    ending = conn.receive_eof()
+    return ending.code, ending.cause
+
+
+# ---------------------------------------------------------------- RFC 6455 5.7 examples
+
+
+def test_rfc_single_frame_unmasked_text() -> None:
+    assert client().receive_data(b"\x81\x05\x48\x65\x6c\x6c\x6f") == [TextMessage("Hello")]
+
+
+def test_rfc_single_frame_masked_text() -> None:
+    frame = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+    assert masked(0x81, b"Hello") == frame
+    assert server().receive_data(frame) == [TextMessage("Hello")]
+
+
+def test_rfc_fragmented_unmasked_text() -> None:
+    conn = client()
+    assert conn.receive_data(b"\x01\x03\x48\x65\x6c") == []
+    assert conn.receive_data(b"\x80\x02\x6c\x6f") == [TextMessage("Hello")]
+
+
+def test_rfc_ping_and_pong_reply() -> None:
+    conn = server()
+    assert conn.receive_data(b"\x89\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58") == [Ping(b"Hello")]
+    assert conn.data_to_send() == b"\x8a\x05Hello"
+    assert conn.data_to_send() == b""
+
+
+def test_rfc_unmasked_pong() -> None:
+    assert client().receive_data(b"\x8a\x05\x48\x65\x6c\x6c\x6f") == [Pong(b"Hello")]
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 256, 65535, 65536, 70000])
+def test_every_length_form(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    assert server().receive_data(masked(0x82, payload)) == [BinaryMessage(payload)]
+    assert client().receive_data(unmasked(0x82, payload)) == [BinaryMessage(payload)]
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_server_sends_exact_length_forms(size: int) -> None:
+    payload = b"x" * size
+    assert server().send_binary(payload) == unmasked(0x82, payload)
+
+
+def test_client_frames_are_masked_and_round_trip() -> None:
+    c, s = client(), server()
+    data = c.send_text("héllo")
+    assert data[1] & 0x80
+    assert s.receive_data(data) == [TextMessage("héllo")]
+    assert c.receive_data(s.send_binary(b"\x00\xff")) == [BinaryMessage(b"\x00\xff")]
+
+
+# ------------------------------------------------------------------ fragmentation
+
+
+def test_control_frames_interleaved_in_fragmented_message() -> None:
+    conn = server()
+    stream = (
+        masked(0x01, b"fra")
+        + masked(0x89, b"p1")
+        + masked(0x00, b"gmen")
+        + masked(0x8A, b"p2")
+        + masked(0x80, b"ted")
+    )
+    assert conn.receive_data(stream) == [Ping(b"p1"), Pong(b"p2"), TextMessage("fragmented")]
+    assert conn.data_to_send() == b"\x8a\x02p1"
+
+
+def test_fragmented_binary_with_empty_fragments() -> None:
+    conn = server()
+    stream = masked(0x02, b"") + masked(0x00, b"ab") + masked(0x00, b"") + masked(0x80, b"c")
+    assert conn.receive_data(stream) == [BinaryMessage(b"abc")]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
+def test_stream_split_in_chunks(chunk: int) -> None:
+    messages = ["a", "ü" * 70, "€" * 300, "x" * 70000]
+    stream = b"".join(masked(0x81, m.encode()) for m in messages) + masked(0x82, b"\x01\x02")
+    conn = server()
+    events = []
+    for i in range(0, len(stream), chunk):
+        events += conn.receive_data(stream[i : i + chunk])
+    assert events == [*(TextMessage(m) for m in messages), BinaryMessage(b"\x01\x02")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    payloads=st.lists(st.text(max_size=300), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=30),
+)
+def test_any_chunking_gives_same_messages(payloads: list[str], cuts: list[int]) -> None:
+    stream = b"".join(masked(0x81, p.encode()) for p in payloads)
+    conn = server()
+    events = []
+    pos = 0
+    for cut in cuts:
+        events += conn.receive_data(stream[pos : pos + cut])
+        pos += cut
+    events += conn.receive_data(stream[pos:])
+    assert events == [TextMessage(p) for p in payloads]
+
+
+# -------------------------------------------------------------------- violations
+
+
+@pytest.mark.parametrize(
+    ("data", "cause"),
+    [
+        (unmasked(0x81, b"hi"), "protocol.unmasked_frame"),
+        (masked(0x83, b""), "protocol.bad_opcode"),
+        (masked(0x8B, b""), "protocol.bad_opcode"),
+        (masked(0xC1, b"hi"), "protocol.reserved_bits"),
+        (masked(0xA1, b"hi"), "protocol.reserved_bits"),
+        (masked(0x91, b"hi"), "protocol.reserved_bits"),
+        (masked(0x09, b""), "protocol.fragmented_control"),
+        (masked(0x89, b"x" * 126), "protocol.control_too_long"),
+        (masked(0x80, b"x"), "protocol.unexpected_continuation"),
+        (masked(0x01, b"x") + masked(0x81, b"y"), "protocol.expected_continuation"),
+        (bytes([0x82, 0xFF]) + b"\x80" + b"\x00" * 7 + MASK, "protocol.bad_length"),
+        (masked(0x88, b"\x03"), "protocol.bad_close_payload"),
+    ],
+)
+def test_server_fails_with_1002(data: bytes, cause: str) -> None:
+    conn = server()
+    assert conn.receive_data(data) == []
+    assert conn.failed and conn.should_close_transport
+    assert conn.data_to_send() == b"\x88\x02\x03\xea"
+    assert failure(conn) == (1002, cause)
+
+
+def test_client_rejects_masked_frame() -> None:
+    conn = client()
+    conn.receive_data(masked(0x81, b"hi"))
+    out = conn.data_to_send()
+    assert out[0] == 0x88 and out[1] == 0x82  # a masked Close frame
+    assert apply_mask(out[6:8], out[2:6]) == b"\x03\xea"
+    assert failure(conn) == (1002, "protocol.masked_frame")
+
+
+def test_nothing_is_read_after_failure() -> None:
+    conn = server()
+    conn.receive_data(masked(0x83, b""))
+    assert conn.receive_data(masked(0x81, b"late")) == []
+
+
+def test_messages_before_violation_are_delivered() -> None:
+    conn = server()
+    assert conn.receive_data(masked(0x81, b"ok") + masked(0x83, b"")) == [TextMessage("ok")]
+    assert failure(conn) == (1002, "protocol.bad_opcode")
+
+
+# ---------------------------------------------------------------- UTF-8 fail-fast
+
+INVALID = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"
+
+
+def test_invalid_utf8_single_frame_is_1007() -> None:
+    conn = server()
+    conn.receive_data(masked(0x81, INVALID))
+    assert failure(conn) == (1007, "utf8.invalid")
+
+
+@pytest.mark.parametrize("split", range(1, len(INVALID)))
+def test_invalid_utf8_fails_on_first_bad_byte_in_partial_frame(split: int) -> None:
+    # Only the bytes up to the split have arrived; the frame is incomplete.
+    frame = masked(0x81, INVALID)
+    header = 6
+    conn = server()
+    conn.receive_data(frame[: header + split])
+    first_bad = 13  # ED A0 is impossible as soon as A0 arrives
+    assert conn.failed is (split >= first_bad)
+
+
+@pytest.mark.parametrize("split", range(1, len(INVALID)))
+def test_invalid_utf8_fails_fast_across_fragments(split: int) -> None:
+    conn = server()
+    conn.receive_data(masked(0x01, INVALID[:split]))
+    assert conn.failed is (split >= 13)
+
+
+@pytest.mark.parametrize(
+    "bad", [b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xed\xbf\xbf", b"\xf8\x88\x80\x80\x80", b"\xfe", b"\x80"]
+)
+def test_invalid_sequences_fail_on_partial_data(bad: bytes) -> None:
+    conn = server()
+    conn.receive_data(masked(0x01, b"ok" + bad[:2]))
+    assert conn.failed
+    assert failure(conn) == (1007, "utf8.invalid")
+
+
+def test_valid_utf8_split_at_every_byte() -> None:
+    text = "κόσμε €𝄞 ok"
+    data = text.encode()
+    for split in range(len(data) + 1):
+        conn = server()
+        events = conn.receive_data(masked(0x01, data[:split]) + masked(0x80, data[split:]))
+        assert events == [TextMessage(text)], split
+
+
+def test_truncated_utf8_at_end_of_message_is_1007() -> None:
+    conn = server()
+    conn.receive_data(masked(0x01, b"ok\xe2\x82") + masked(0x80, b""))
+    assert failure(conn) == (1007, "utf8.invalid")
+
+
+# -------------------------------------------------------------------------- limits
+
+
+def test_message_too_big_single_frame_detected_from_header() -> None:
+    conn = server(max_size=100)
+    # Only the header has arrived: the announced length already exceeds the limit.
+    conn.receive_data(masked(0x82, b"x" * 101)[:8])
+    assert failure(conn) == (1009, "message.too_big")
+
+
+def test_message_too_big_across_fragments() -> None:
+    conn = server(max_size=10)
+    conn.receive_data(masked(0x02, b"x" * 6) + masked(0x80, b"x" * 5))
+    assert failure(conn) == (1009, "message.too_big")
+
+
+def test_message_at_limit_is_accepted() -> None:
+    conn = server(max_size=10)
+    assert conn.receive_data(masked(0x02, b"x" * 6) + masked(0x80, b"x" * 4)) == [BinaryMessage(b"x" * 10)]
+
+
+def test_frame_too_big() -> None:
+    conn = server(max_frame_size=4)
+    conn.receive_data(masked(0x82, b"x" * 5))
+    assert failure(conn) == (1009, "frame.too_big")
+    assert conn.close_sent is not None and conn.close_sent.code == 1009
+
+
+def test_no_limit() -> None:
+    conn = server(max_size=None)
+    assert conn.receive_data(masked(0x82, b"x" * 70000)) == [BinaryMessage(b"x" * 70000)]
+
+
+# ------------------------------------------------------------- close-code table
+
+ACCEPTED = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
+
+
+@pytest.mark.parametrize("code", [0, 999, 1000, 1003, 1004, 1005, 1006, 1007, 1014, 1015, 1016, 2999, 3000, 4999, 5000, 65535])
+def test_close_code_table_samples(code: int) -> None:
+    conn = server()
+    events = conn.receive_data(masked(0x88, struct.pack("!H", code)))
+    if code in ACCEPTED:
+        assert events == [CloseReceived(code, "")]
+        assert conn.data_to_send() == b"\x88\x02" + struct.pack("!H", code)
+    else:
+        assert events == []
+        assert failure(conn) == (1002, "protocol.bad_close_code")
+
+
+def test_close_code_table_exhaustive() -> None:
+    for code in range(0, 5100):
+        conn = server()
+        events = conn.receive_data(masked(0x88, struct.pack("!H", code) + b"bye"))
+        assert (events == [CloseReceived(code, "bye")]) is (code in ACCEPTED), code
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000])
+def test_local_only_and_reserved_codes_cannot_be_sent(code: int) -> None:
+    conn = server()
+    with pytest.raises(InvalidCloseCode, match=str(code)):
+        conn.send_close(code)
+    assert conn.close_sent is None
+
+
+def test_close_reason_limits() -> None:
+    conn = server()
+    with pytest.raises(InvalidCloseCode, match="123"):
+        conn.send_close(1000, "é" * 62)
+    assert conn.send_close(1000, "x" * 123)[:4] == b"\x88\x7d\x03\xe8"
+
+
+def test_empty_close_reason_needs_no_code() -> None:
+    conn = server()
+    with pytest.raises(InvalidCloseCode):
+        conn.send_close(None, "why")
+    assert conn.send_close(None) == b"\x88\x00"
+
+
+def test_close_reason_invalid_utf8() -> None:
+    conn = server()
+    conn.receive_data(masked(0x88, b"\x03\xe8\xff"))
+    assert failure(conn) == (1007, "protocol.bad_close_reason")
+
+
+# ---------------------------------------------------------------- close handshake
+
+
+def test_remote_initiated_close() -> None:
+    conn = server()
+    assert conn.receive_data(masked(0x88, b"\x0f\xa1done")) == [CloseReceived(4001, "done")]
+    assert conn.data_to_send() == b"\x88\x02\x0f\xa1"
+    assert conn.close_handshake_done and conn.should_close_transport
+    assert conn.receive_data(masked(0x81, b"ignored")) == []
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause, ending.initiator, ending.clean) == (4001, "closed.by_peer", "remote", True)
+    assert ending.reason == "done" and ending.received_first is True
+    assert conn.state is State.CLOSED
+
+
+def test_local_initiated_close() -> None:
+    c = client()
+    out = c.send_close(1000, "bye")
+    assert c.state is State.CLOSING and not c.should_close_transport
+    with pytest.raises(LocalProtocolError):
+        c.send_text("late")
+    with pytest.raises(LocalProtocolError):
+        c.send_close(1000)
+    s = server()
+    assert s.receive_data(out) == [CloseReceived(1000, "bye")]
+    assert c.receive_data(s.data_to_send()) == [CloseReceived(1000, "")]
+    ending = c.receive_eof()
+    assert (ending.code, ending.cause, ending.initiator, ending.clean, ending.ok) == (
+        1000,
+        "closed.locally",
+        "local",
+        True,
+        True,
+    )
+    assert ending.sent is not None and ending.sent.reason == "bye"
+
+
+def test_messages_still_received_while_closing() -> None:
+    conn = server()
+    conn.send_close(1001)
+    assert conn.receive_data(masked(0x81, b"in flight")) == [TextMessage("in flight")]
+    # A ping after our Close frame gets no Pong: nothing may follow a Close frame.
+    assert conn.receive_data(masked(0x89, b"p")) == [Ping(b"p")]
+    assert conn.data_to_send() == b""
+
+
+def test_empty_close_is_1005() -> None:
+    conn = server()
+    assert conn.receive_data(masked(0x88, b"")) == [CloseReceived(None, "")]
+    assert conn.data_to_send() == b"\x88\x00"
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause) == (1005, "closed.no_status")
+
+
+def test_peer_1010_is_reported_as_missing_extension() -> None:
+    conn = server()
+    conn.receive_data(masked(0x88, b"\x03\xf2missing extensions: permessage-deflate"))
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause) == (1010, "extension.missing")
+    assert "permessage-deflate" in ending.detail
+
+
+def test_eof_without_close_is_1006() -> None:
+    conn = server()
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause, ending.clean) == (1006, "tcp.closed", False)
+    assert conn.receive_eof("tcp.reset") is ending
+
+
+def test_eof_after_our_close_without_answer() -> None:
+    conn = server()
+    conn.send_close(1000)
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause, ending.initiator) == (1006, "close.timeout", "local")
+
+
+def test_eof_with_cause_reset() -> None:
+    assert server().receive_eof("tcp.reset").cause == "tcp.reset"
+
+
+def test_local_failure_sends_close_and_ends() -> None:
+    conn = server()
+    conn.fail(1011, "keepalive.timeout", "no pong")
+    assert conn.data_to_send() == b"\x88\x02\x03\xf3"
+    assert conn.should_close_transport
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause, ending.detail) == (1011, "keepalive.timeout", "no pong")
+
+
+def test_send_close_with_cause_override() -> None:
+    conn = server()
+    conn.send_close(1001, "restarting", cause="server.shutdown")
+    conn.receive_data(masked(0x88, b"\x03\xe9"))
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause, ending.clean) == (1001, "server.shutdown", True)
+
+
+def test_control_frame_size_on_send() -> None:
+    conn = client()
+    with pytest.raises(LocalProtocolError):
+        conn.send_ping(b"x" * 126)
+    assert len(conn.send_ping(b"x" * 125)) == 2 + 4 + 125
+    assert conn.send_pong(b"") [0] == 0x8A
+
+
+def test_send_frame_raw() -> None:
+    s = server()
+    assert s.send_frame(0x1, b"ab", fin=False) == b"\x01\x02ab"
+    s.send_close(1000)
+    with pytest.raises(LocalProtocolError):
+        s.send_frame(0x0, b"c")
+
+
+def test_python_and_c_masking_agree() -> None:
+    for n in range(0, 70):
+        data = bytes(range(n))
+        assert apply_mask(data, MASK) == py_apply_mask(data, MASK)
