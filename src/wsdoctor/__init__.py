@@ -1,3 +1,49 @@
-"""wsdoctor: a WebSocket toolkit for asyncio that tells you why a connection ended."""
+"""wsdoctor: a WebSocket toolkit for asyncio that tells you why a connection ended.
+
+The small public API lives here; everything else is reachable through the
+subpackages (``wsdoctor.protocol`` for the sans-I/O core, ``wsdoctor.aio`` for the
+asyncio client and server, ``wsdoctor.knowledge`` for the close-code registry).
+"""
+
+from wsdoctor.aio.client import connect
+from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import Server, serve
+from wsdoctor.knowledge import CloseCode, explain
+from wsdoctor.protocol._ending import CloseFrame, Ending
+from wsdoctor.protocol._errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    DialError,
+    HandshakeError,
+    InvalidCloseCode,
+    LocalProtocolError,
+    NegotiationError,
+    ProtocolError,
+    TLSHandshakeError,
+    WebSocketError,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CloseCode",
+    "CloseFrame",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "DialError",
+    "Ending",
+    "HandshakeError",
+    "InvalidCloseCode",
+    "LocalProtocolError",
+    "NegotiationError",
+    "ProtocolError",
+    "Server",
+    "TLSHandshakeError",
+    "WebSocketConnection",
+    "WebSocketError",
+    "connect",
+    "explain",
+    "serve",
+]

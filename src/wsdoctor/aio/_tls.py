@@ -1,0 +1,271 @@
+"""The TLS step of a dial or an accept, and what a failed TLS handshake means.
+
+TLS runs as its own step (``loop.start_tls`` on an open TCP connection) so that it
+can be timed, reported, and, when it fails, explained. OpenSSL's verification error
+says *that* the certificate was refused; to say *why* in terms a person can act on
+(the expiry date, the names the certificate covers, the issuer that is missing) the
+client makes one more short dial with verification off and reads the chain the
+server actually sends.
+
+Telling an incomplete chain from an untrusted CA
+------------------------------------------------
+Both fail with "unable to get local issuer certificate" (verify code 20). The chain
+is called incomplete when the last certificate the server sent is not self-issued
+(so the server stopped before a root) and the leaf carries an Authority Information
+Access "CA Issuers" URL, which every public CA puts in the certificates it issues
+and which is how browsers quietly fetch a missing intermediate. Without that hint
+the issuer is reported as untrusted, with its name, which is the actionable fact in
+both cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from wsdoctor.protocol._ending import Ending
+from wsdoctor.protocol._errors import TLSHandshakeError
+
+__all__ = [
+    "CertInfo",
+    "TLSInfo",
+    "classify_client_tls_error",
+    "classify_server_tls_error",
+    "describe_certificate",
+    "start_client_tls",
+    "start_server_tls",
+    "tls_info",
+]
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """The facts of one certificate that explain a TLS failure."""
+
+    subject: str
+    issuer: str
+    names: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    self_signed: bool
+    is_ca: bool
+    has_aia_issuer: bool
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    """What a successful TLS handshake negotiated, and the chain the server sent."""
+
+    version: str
+    cipher: str
+    chain: tuple[CertInfo, ...]
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if attrs:
+        value = attrs[0].value
+        return value if isinstance(value, str) else value.decode()
+    return name.rfc4514_string()
+
+
+def describe_certificate(der: bytes) -> CertInfo:
+    cert = x509.load_der_x509_certificate(der)
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        names += san.get_values_for_type(x509.DNSName)
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        pass
+    if not names:
+        names.append(_cn(cert.subject))
+    try:
+        is_ca = bool(cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca)
+    except x509.ExtensionNotFound:
+        is_ca = False
+    try:
+        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+        has_aia = any(d.access_method == x509.AuthorityInformationAccessOID.CA_ISSUERS for d in aia)
+    except x509.ExtensionNotFound:
+        has_aia = False
+    return CertInfo(
+        subject=_cn(cert.subject),
+        issuer=_cn(cert.issuer),
+        names=tuple(names),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        self_signed=cert.subject == cert.issuer,
+        is_ca=is_ca,
+        has_aia_issuer=has_aia,
+    )
+
+
+def _unverified_chain(ssl_object: Any) -> list[bytes]:
+    """The DER certificates the peer sent, leaf first (public API on 3.13, private before)."""
+    getter = getattr(ssl_object, "get_unverified_chain", None)
+    if getter is None:
+        inner = getattr(ssl_object, "_sslobj", None)
+        getter = getattr(inner, "get_unverified_chain", None)
+    if getter is None:  # pragma: no cover - every supported Python has one of the two
+        der = ssl_object.getpeercert(binary_form=True)
+        return [der] if der else []
+    chain = getter() or []
+    out = []
+    for cert in chain:
+        out.append(cert if isinstance(cert, bytes) else cert.public_bytes(ssl.ENCODING_DER))
+    return out
+
+
+def tls_info(ssl_object: Any) -> TLSInfo:
+    cipher = ssl_object.cipher()
+    chain = tuple(describe_certificate(der) for der in _unverified_chain(ssl_object))
+    return TLSInfo(version=ssl_object.version() or "", cipher=cipher[0] if cipher else "", chain=chain)
+
+
+def _date(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _tls(cause: str, detail: str, initiator: str = "local", **details: str) -> Ending:
+    return Ending(code=1015, cause=cause, initiator=initiator, detail=detail, details=details)  # type: ignore[arg-type]
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc)
+
+
+def classify_client_tls_error(
+    exc: BaseException,
+    *,
+    server_hostname: str,
+    chain: Sequence[CertInfo] | None,
+    now: datetime | None = None,
+) -> Ending:
+    """Turn a failed client TLS handshake into an ending with a precise ``tls.*`` cause."""
+    now = now or datetime.now(UTC)
+    leaf = chain[0] if chain else None
+    names = ", ".join(leaf.names) if leaf else "unknown"
+    if isinstance(exc, TimeoutError):
+        return Ending(code=1006, cause="handshake.timeout", initiator="local", detail="the TLS handshake did not finish in time")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = exc.verify_code
+        message = exc.verify_message or _reason(exc)
+        if code == 10 or "expired" in message:
+            when = f" on {_date(leaf.not_after)}" if leaf else ""
+            return _tls("tls.expired", f"the certificate for {names} expired{when}")
+        if code == 9 or "not yet valid" in message:
+            when = f" from {_date(leaf.not_before)}" if leaf else ""
+            return _tls("tls.not_yet_valid", f"the certificate for {names} is valid only{when}")
+        if code == 62 or "hostname mismatch" in message.lower() or "ip address mismatch" in message.lower():
+            return _tls("tls.hostname", f"dialed {server_hostname!r}, the certificate is for: {names}")
+        if code == 18:
+            return _tls("tls.self_signed", f"the certificate for {names} is self-signed ({leaf.subject if leaf else ''})")
+        if code == 20 and chain:
+            last = chain[-1]
+            if not last.self_signed and chain[0].has_aia_issuer:
+                count = len(chain)
+                return _tls(
+                    "tls.incomplete_chain",
+                    f"the server sent {count} certificate{'s' if count != 1 else ''}; "
+                    f"the issuer {last.issuer!r} was not included",
+                )
+            return _tls("tls.untrusted", f"the issuer {last.issuer!r} is not trusted by this client")
+        if code in (19, 2, 20, 21, 27):
+            issuer = chain[-1].issuer if chain else "unknown"
+            return _tls("tls.untrusted", f"the issuer {issuer!r} is not trusted by this client")
+        return _tls("tls.other", f"certificate verification failed: {message}")
+    reason = _reason(exc)
+    upper = reason.upper()
+    if any(k in upper for k in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL")):
+        return _tls("tls.not_tls", f"the server did not answer with TLS ({reason})")
+    if any(k in upper for k in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW", "VERSION_TOO_HIGH")):
+        return _tls("tls.version", f"no TLS version in common ({reason})")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in upper:
+        return _tls("tls.other", f"the server closed the connection during the TLS handshake ({reason})")
+    return _tls("tls.other", reason)
+
+
+def classify_server_tls_error(exc: BaseException) -> Ending:
+    """Turn a client's failed TLS handshake, seen by our server, into an ending."""
+    if isinstance(exc, TimeoutError):
+        return Ending(code=1006, cause="handshake.timeout", initiator="remote", detail="the client did not finish the TLS handshake in time")
+    reason = _reason(exc)
+    upper = reason.upper()
+    if "ALERT" in upper and any(k in upper for k in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED", "CERTIFICATE_UNKNOWN", "UNSUPPORTED_CERTIFICATE", "CERTIFICATE_REVOKED", "DECRYPT_ERROR")):
+        return _tls("tls.client_rejected", f"the client rejected our certificate: {reason}", "remote")
+    if any(k in upper for k in ("HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE")):
+        return _tls("tls.not_tls", f"the client did not speak TLS ({reason})", "remote")
+    if any(k in upper for k in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW", "VERSION_TOO_HIGH")):
+        return _tls("tls.version", f"no TLS version in common with the client ({reason})", "remote")
+    return _tls("tls.other", reason, "remote")
+
+
+async def _peek_chain(host: str, port: int, server_hostname: str, timeout: float) -> list[CertInfo] | None:
+    """Read the chain the server sends, without verifying it: only to explain a failure."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=server_hostname)
+            ssl_object = writer.get_extra_info("ssl_object")
+            return [describe_certificate(der) for der in _unverified_chain(ssl_object)]
+    except (OSError, TimeoutError, ssl.SSLError, ValueError):
+        return None
+    finally:
+        if writer is not None:
+            writer.transport.abort()
+
+
+async def start_client_tls(
+    transport: asyncio.Transport,
+    protocol: asyncio.BaseProtocol,
+    ssl_context: ssl.SSLContext,
+    *,
+    server_hostname: str,
+    port: int,
+    timeout: float,
+) -> asyncio.Transport:
+    """Upgrade an open TCP connection to TLS; raise TLSHandshakeError (1015) with its cause."""
+    loop = asyncio.get_running_loop()
+    peer = transport.get_extra_info("peername")
+    try:
+        async with asyncio.timeout(timeout):
+            new = await loop.start_tls(transport, protocol, ssl_context, server_hostname=server_hostname)
+    except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+        transport.abort()
+        chain = None
+        if isinstance(exc, ssl.SSLCertVerificationError) and peer is not None:
+            chain = await _peek_chain(peer[0], port, server_hostname, max(timeout, 1.0))
+        raise TLSHandshakeError(classify_client_tls_error(exc, server_hostname=server_hostname, chain=chain)) from exc
+    assert new is not None
+    return new  # type: ignore[return-value]
+
+
+async def start_server_tls(
+    transport: asyncio.Transport,
+    protocol: asyncio.BaseProtocol,
+    ssl_context: ssl.SSLContext,
+    *,
+    timeout: float,
+) -> asyncio.Transport:
+    """Run the server side of TLS on an accepted connection; failures carry their cause."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            new = await loop.start_tls(transport, protocol, ssl_context, server_side=True)
+    except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+        transport.abort()
+        raise TLSHandshakeError(classify_server_tls_error(exc)) from exc
+    assert new is not None
+    return new  # type: ignore[return-value]

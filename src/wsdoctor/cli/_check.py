@@ -1,0 +1,159 @@
+"""``wsdoctor check URL``: dial step by step and say which step failed and why."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from wsdoctor.aio.client import Step
+from wsdoctor.cli._options import dial_options, parse_headers, run, ssl_for, validate_url
+from wsdoctor.cli._render import render_ending
+from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
+
+STEP_TITLES = {
+    "dns": "DNS",
+    "tcp": "TCP",
+    "tls": "TLS",
+    "http": "HTTP upgrade",
+    "negotiate": "Negotiation",
+    "ping": "Ping",
+    "close": "Close",
+}
+
+EPILOG = f"""\b
+Examples:
+  wsdoctor check ws://127.0.0.1:8765/
+  wsdoctor check wss://example.com/socket --ca my-ca.pem
+  wsdoctor check wss://example.com/ --require-extension permessage-deflate --json
+
+\b
+Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
+(the step that failed; 0 when every step passed).
+"""
+
+
+def describe(step: Step) -> str:
+    """One line of details for a step, as a person wants to read it."""
+    d = step.details
+    if not step.ok:
+        for key in ("error", "missing", "cause"):
+            if key in d:
+                value = d[key]
+                return f"missing: {', '.join(value)}" if key == "missing" else str(value)
+        return ""
+    if step.name == "dns":
+        return ", ".join(d.get("addresses", []))
+    if step.name == "tcp":
+        return f"connected to {d.get('peer', '')}"
+    if step.name == "tls":
+        parts = [f"{d.get('version', '')} {d.get('cipher', '')}".strip()]
+        chain = d.get("chain") or ()
+        if chain:
+            leaf = chain[0]
+            parts.append(f"subject {leaf.subject}")
+            parts.append(f"names {', '.join(leaf.names)}")
+            parts.append(f"issuer {leaf.issuer}")
+            parts.append(f"valid {leaf.not_before:%Y-%m-%d} to {leaf.not_after:%Y-%m-%d}")
+            parts.append(f"{len(chain)} certificate{'s' if len(chain) != 1 else ''} sent")
+        return "; ".join(p for p in parts if p)
+    if step.name == "http":
+        headers = d.get("headers") or []
+        ext = next((v for k, v in headers if k.lower() == "sec-websocket-extensions"), None)
+        text = f"{d.get('status')} {d.get('reason', '')}".strip()
+        return text + (f"; Sec-WebSocket-Extensions: {ext}" if ext else "; no Sec-WebSocket-Extensions")
+    if step.name == "negotiate":
+        ext = ", ".join(d.get("extensions") or []) or "none"
+        sub = d.get("subprotocol") or "none"
+        return f"extensions: {ext}; subprotocol: {sub}"
+    if step.name == "ping":
+        return f"round trip {d.get('rtt_ms', 0):.2f} ms"
+    if step.name == "close":
+        return f"sent {d.get('sent')}, received {d.get('received')}"
+    return ""
+
+
+def render_result(console: Console, result: CheckResult, lang: str = "en") -> None:
+    table = Table(title=f"wsdoctor check {result.url}", title_justify="left", show_lines=False)
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("details", overflow="fold")
+    for step in result.steps:
+        mark = "[green]ok[/green]" if step.ok else "[bold red]FAILED[/bold red]"
+        table.add_row(STEP_TITLES.get(step.name, step.name), mark, f"{step.ms:.1f} ms", describe(step))
+    console.print(table)
+    if result.ending is not None and not result.ok:
+        render_ending(console, result.ending, lang)
+    elif result.ok:
+        console.print("[bold green]Healthy:[/bold green] every step passed and the connection closed cleanly.")
+
+
+@click.command(epilog=EPILOG)
+@click.argument("url", callback=validate_url)
+@dial_options
+@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def check(
+    url: str,
+    ca: str | None,
+    insecure: bool,
+    headers: tuple[str, ...],
+    subprotocols: tuple[str, ...],
+    require_extensions: tuple[str, ...],
+    timeout: float,
+    lang: str,
+    as_json: bool,
+) -> None:
+    """Connect to URL step by step and show which step fails, and why.
+
+    DNS, TCP, TLS, the HTTP upgrade, negotiation, one ping and a clean close; each
+    step is shown as it completes and the check stops at the first failure with its
+    close code, cause, explanation and fix.
+    """
+    context = ssl_for(url, ca, insecure)
+    header_list = parse_headers(headers)
+    console = Console(highlight=False)
+
+    status: Any = None
+    if not as_json and console.is_terminal:
+        status = console.status("DNS ...")
+        status.start()
+
+    def on_step(step: Step) -> None:
+        if as_json:
+            return
+        if status is not None:
+            status.update(f"{STEP_TITLES.get(step.name, step.name)} done ...")
+        else:
+            mark = "ok" if step.ok else "FAILED"
+            console.print(f"{STEP_TITLES.get(step.name, step.name)}: {mark} ({step.ms:.1f} ms) {describe(step)}")
+
+    try:
+        result = run(
+            run_check(
+                url,
+                ssl_context=context,
+                require_extensions=require_extensions,
+                subprotocols=subprotocols,
+                headers=header_list,
+                timeout=timeout,
+                on_step=on_step,
+            )
+        )
+    finally:
+        if status is not None:
+            status.stop()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(lang), indent=2, ensure_ascii=False))
+    elif status is not None:
+        render_result(console, result, lang)
+    else:
+        if result.ending is not None and not result.ok:
+            render_ending(console, result.ending, lang)
+        elif result.ok:
+            console.print("Healthy: every step passed and the connection closed cleanly.")
+    raise SystemExit(exit_code(result))

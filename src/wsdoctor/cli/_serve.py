@@ -1,0 +1,107 @@
+"""``wsdoctor serve``: an echo server that explains how each connection ended."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+
+import click
+from rich.console import Console
+
+from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import serve as ws_serve
+from wsdoctor.cli._options import run
+from wsdoctor.cli._render import render_ending
+from wsdoctor.protocol._errors import ConnectionClosed
+
+EPILOG = """\b
+Examples:
+  wsdoctor serve
+  wsdoctor serve --port 9000 --no-compression
+  wsdoctor serve --tls-cert cert.pem --tls-key key.pem --lang es
+"""
+
+
+class EndingHandler(logging.Handler):
+    """Prints each connection's ending, explained, as the server logs it."""
+
+    def __init__(self, console: Console, lang: str) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+        self.lang = lang
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ending = getattr(record, "ending", None)
+        if ending is None:
+            self.console.print(record.getMessage(), markup=False)
+            return
+        peer = getattr(record, "peer", None)
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.console.print(f"[bold]{where}[/bold] {getattr(record, 'path', '')}", highlight=False)
+        render_ending(self.console, ending, self.lang)
+
+
+async def echo(ws: WebSocketConnection) -> None:
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass  # the ending is logged by the server
+
+
+async def serve_echo(
+    host: str,
+    port: int,
+    context: ssl.SSLContext | None,
+    compression: bool,
+    console: Console,
+    lang: str,
+) -> None:
+    logger = logging.getLogger("wsdoctor.server")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = EndingHandler(console, lang)
+    logger.addHandler(handler)
+    try:
+        async with ws_serve(
+            echo, host, port, ssl=context, compression="deflate" if compression else None
+        ) as server:
+            for url in server.urls:
+                console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            console.print("shutting down: closing every connection with 1001 Going Away")
+    finally:
+        logger.removeHandler(handler)
+
+
+@click.command(epilog=EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain (wss://).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key for --tls-cert.")
+@click.option("--no-compression", is_flag=True, help="Do not negotiate permessage-deflate.")
+@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+def serve(
+    host: str, port: int, tls_cert: str | None, tls_key: str | None, no_compression: bool, lang: str
+) -> None:
+    """Run an echo server that prints how each connection ended, explained."""
+    context = None
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise click.UsageError("--tls-cert and --tls-key go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(tls_cert, tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
+    console = Console(highlight=False)
+    try:
+        run(serve_echo(host, port, context, not no_compression, console, lang))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -1,0 +1,239 @@
+"""The close-code registry: every code and range, every cause, in English and Spanish.
+
+Data format
+-----------
+``data/codes.json`` holds what does not depend on the language: one entry per
+registry key (``"1000"`` ... ``"1015"``, ``"3000"``, ``"3003"``, ``"3008"``, and the
+ranges ``"0-999"``, ``"1016-2999"``, ``"3000-3999"``, ``"4000-4999"``, ``"5000+"``),
+each with ``sendable``, ``stage`` (handshake, tls, open, closing, local), ``sender``
+(client, server, either, none), ``on_wire`` and ``range`` (a key of ``ranges``).
+
+``data/<lang>.json`` holds the texts: ``entries`` (name, meaning, when, fix, causes
+per key), ``causes`` (summary and fix per cause id), ``ranges`` (range labels) and
+``labels`` (headings and the words ``compare`` builds sentences from). Tests check
+that every language has every key, field and placeholder of every other.
+
+Cause texts may hold ``{placeholders}``; :func:`explain_cause` fills them from the
+details it is given and leaves an unknown one empty. By convention the precise
+detail of an ending is not a placeholder: renderers show it after the summary.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import string
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "LANGS",
+    "CauseText",
+    "CloseCode",
+    "Comparison",
+    "Explanation",
+    "all_entries",
+    "cause_ids",
+    "compare",
+    "explain",
+    "explain_cause",
+    "is_sendable",
+]
+
+LANGS = ("en", "es")
+
+
+class CloseCode(enum.IntEnum):
+    """The close codes with a registered meaning (RFC 6455 7.4.1 and the IANA registry)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    RESERVED = 1004
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+    UNAUTHORIZED = 3000
+    FORBIDDEN = 3003
+    TIMEOUT = 3008
+
+
+def is_sendable(code: int) -> bool:
+    """May ``code`` appear in a Close frame? The protocol core asks on every Close frame."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A registry entry as seen for one code, in one language."""
+
+    code: int
+    key: str
+    name: str
+    range: str
+    sendable: bool
+    stage: str
+    sender: str
+    on_wire: bool
+    meaning: str
+    when: str
+    fix: str
+    causes: tuple[str, ...]
+    lang: str
+    headings: tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class CauseText:
+    """What a precise cause means, in one sentence, and what to do about it."""
+
+    cause: str
+    summary: str
+    fix: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two codes side by side; the differences are derived from the structured fields."""
+
+    a: Explanation
+    b: Explanation
+    differences: tuple[tuple[str, str, str], ...]
+    when_each: tuple[str, str]
+    lang: str
+
+
+def _load(name: str) -> Any:
+    text = resources.files("wsdoctor.knowledge").joinpath("data", name).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _codes() -> dict[str, Any]:
+    data: dict[str, Any] = _load("codes.json")
+    return data
+
+
+@cache
+def _texts(lang: str) -> dict[str, Any]:
+    if lang not in LANGS:
+        raise ValueError(f"unknown language {lang!r}: choose one of {', '.join(LANGS)}")
+    data: dict[str, Any] = _load(f"{lang}.json")
+    return data
+
+
+def _key(code: int) -> str:
+    if code in (3000, 3003, 3008) or 1000 <= code <= 1015:
+        return str(code)
+    if 0 <= code <= 999:
+        return "0-999"
+    if 1016 <= code <= 2999:
+        return "1016-2999"
+    if 3000 <= code <= 3999:
+        return "3000-3999"
+    if 4000 <= code <= 4999:
+        return "4000-4999"
+    return "5000+"
+
+
+def _entry(code: int, key: str, lang: str) -> Explanation:
+    meta = _codes()["entries"][key]
+    texts = _texts(lang)
+    text = texts["entries"][key]
+    labels = texts["labels"]
+    return Explanation(
+        code=code,
+        key=key,
+        name=text["name"],
+        range=texts["ranges"][meta["range"]],
+        sendable=meta["sendable"],
+        stage=meta["stage"],
+        sender=meta["sender"],
+        on_wire=meta["on_wire"],
+        meaning=text["meaning"],
+        when=text["when"],
+        fix=text["fix"],
+        causes=tuple(text["causes"]),
+        lang=lang,
+        headings=(labels["description"], labels["when"], labels["fix"]),
+    )
+
+
+def explain(code: int, lang: str = "en") -> Explanation:
+    """The registry entry for any integer ``code`` (a range's entry for unregistered codes)."""
+    return _entry(int(code), _key(int(code)), lang)
+
+
+def all_entries(lang: str = "en") -> list[Explanation]:
+    """One explanation per registry entry, in code order, for tables and the reference site."""
+    return [_entry(meta["first"], key, lang) for key, meta in _codes()["entries"].items()]
+
+
+def cause_ids() -> tuple[str, ...]:
+    return tuple(_texts("en")["causes"])
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _fill(template: str, details: dict[str, str]) -> str:
+    return string.Formatter().vformat(template, (), _Blank(details)).strip()
+
+
+def explain_cause(cause: str, lang: str = "en", **details: str) -> CauseText:
+    """The summary and fix for a cause id; unknown ids fall back to their family, never raise."""
+    causes = _texts(lang)["causes"]
+    key = cause
+    if key not in causes:
+        family = cause.split(".", 1)[0]
+        key = f"{family}.other" if f"{family}.other" in causes else "unknown"
+    entry = causes[key]
+    return CauseText(cause, _fill(entry["summary"], details), _fill(entry["fix"], details), lang)
+
+
+def _word(labels: dict[str, Any], group: str, value: str | bool) -> str:
+    return str(labels[group][str(value).lower()])
+
+
+def compare(a: int, b: int, lang: str = "en") -> Comparison:
+    """Two codes side by side, with their differences and when each one applies."""
+    ea, eb = explain(a, lang), explain(b, lang)
+    labels = _texts(lang)["labels"]
+    aspects = [
+        ("sender", _word(labels, "sender", ea.sender), _word(labels, "sender", eb.sender)),
+        ("on_wire", _word(labels, "on_wire", ea.on_wire), _word(labels, "on_wire", eb.on_wire)),
+        ("stage", _word(labels, "stage", ea.stage), _word(labels, "stage", eb.stage)),
+        ("sendable", _word(labels, "sendable", ea.sendable), _word(labels, "sendable", eb.sendable)),
+        ("range", ea.range, eb.range),
+        ("causes", "; ".join(ea.causes), "; ".join(eb.causes)),
+    ]
+    differences = tuple(
+        (labels["aspects"][name], va, vb) for name, va, vb in aspects if va != vb or (name == "causes" and a != b)
+    )
+    if not differences and a != b:
+        differences = ((labels["aspects"]["code"], str(a), str(b)),)
+    when_each = (_when(ea, eb, labels), _when(eb, ea, labels))
+    return Comparison(ea, eb, differences, when_each, lang)
+
+
+def _when(x: Explanation, other: Explanation, labels: dict[str, Any]) -> str:
+    stage = _word(labels, "stage", x.stage)
+    sender = _word(labels, "sender_phrase", x.sender)
+    template: str = labels["when_each"]
+    return template.format(code=x.code, name=x.name, stage=stage, sender=sender, other=other.code).strip() + (
+        " " + x.causes[0] if x.causes else ""
+    )

@@ -1,0 +1,450 @@
+"""The opening handshake of RFC 6455 section 4, both roles, sans I/O.
+
+HTTP/1.1 itself (request and status lines, header syntax, bodies, size limits) is
+left to h11; this module adds what WebSocket requires on top of it. Every failure
+carries an :class:`Ending` whose cause says exactly which rule was broken, and on
+the server side the HTTP status to answer with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import http
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import h11
+
+from wsdoctor.protocol._ending import Ending
+from wsdoctor.protocol._errors import HandshakeError, NegotiationError, WebSocketError
+from wsdoctor.protocol._headers import (
+    ExtensionItem,
+    InvalidHeader,
+    parse_extensions,
+    parse_subprotocols,
+    parse_token_list,
+    serialize_extensions,
+    serialize_subprotocols,
+)
+from wsdoctor.protocol._uri import WSURI
+
+__all__ = [
+    "Accepted",
+    "ClientHandshake",
+    "HandshakeFailed",
+    "Offer",
+    "Request",
+    "Response",
+    "ServerHandshake",
+    "accept_key",
+]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_BODY = 65536
+
+
+def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+class _Headers:
+    headers: list[tuple[str, str]]
+
+    def get(self, name: str) -> str | None:
+        name = name.lower()
+        values = [v for k, v in self.headers if k == name]
+        return ", ".join(values) if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k == name]
+
+
+@dataclass(frozen=True)
+class Request(_Headers):
+    """An HTTP request as received; header names are lower-cased."""
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    http_version: str = "1.1"
+
+
+@dataclass(frozen=True)
+class Response(_Headers):
+    """An HTTP response as received; header names are lower-cased."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the server's 101 response negotiated."""
+
+    subprotocol: str | None
+    extensions: list[ExtensionItem]
+    response: Response
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A valid upgrade request, as the server sees it."""
+
+    key: str
+    subprotocols: list[str]
+    extensions: list[ExtensionItem]
+    origin: str | None
+    path: str
+    request: Request = field(repr=False)
+
+
+class HandshakeFailed(WebSocketError):
+    """The client's upgrade request is not acceptable; answer with ``status``."""
+
+    ending: Ending
+
+    def __init__(
+        self, status: int, body: str, ending: Ending, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        super().__init__(body.strip(), ending=ending)
+        self.status = status
+        self.body = body
+        self.headers = list(headers)
+
+
+def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+
+
+def _has_token(values: list[str], token: str) -> bool:
+    try:
+        return token in (t.lower() for t in parse_token_list(values))
+    except InvalidHeader:
+        return False
+
+
+def _client_failure(cause: str, detail: str, response: Response | None = None) -> HandshakeError:
+    return HandshakeError(
+        Ending(code=1006, cause=cause, initiator="local", detail=detail),
+        status=None if response is None else response.status,
+        headers=None if response is None else response.headers,
+        body=b"" if response is None else response.body,
+    )
+
+
+class ClientHandshake:
+    """The client's side: build the upgrade request, read and check the response."""
+
+    def __init__(
+        self,
+        uri: WSURI,
+        *,
+        origin: str | None = None,
+        subprotocols: Sequence[str] = (),
+        extensions: Sequence[ExtensionItem] = (),
+        extra_headers: Sequence[tuple[str, str]] = (),
+        user_agent: str | None = "wsdoctor/0.1",
+        key: str | None = None,
+        max_header_size: int = 16384,
+        max_headers: int = 128,
+    ) -> None:
+        self.uri = uri
+        self.origin = origin
+        self.subprotocols = list(subprotocols)
+        self.extensions = list(extensions)
+        self.extra_headers = list(extra_headers)
+        self.user_agent = user_agent
+        self.key = key or base64.b64encode(os.urandom(16)).decode()
+        self.max_headers = max_headers
+        self.leftover = b""
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_size)
+        self._response: h11.Response | h11.InformationalResponse | None = None
+        self._body = bytearray()
+
+    def request_bytes(self) -> bytes:
+        headers: list[tuple[str, str]] = [
+            ("Host", self.uri.host_header),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self.key),
+            ("Sec-WebSocket-Version", "13"),
+        ]
+        if self.origin is not None:
+            headers.append(("Origin", self.origin))
+        if self.subprotocols:
+            headers.append(("Sec-WebSocket-Protocol", serialize_subprotocols(self.subprotocols)))
+        if self.extensions:
+            headers.append(("Sec-WebSocket-Extensions", serialize_extensions(self.extensions)))
+        if self.uri.user_info is not None:
+            user, password = self.uri.user_info
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            headers.append(("Authorization", f"Basic {token}"))
+        if self.user_agent:
+            headers.append(("User-Agent", self.user_agent))
+        headers.extend(self.extra_headers)
+        try:
+            return self._h11.send(h11.Request(method="GET", target=self.uri.resource, headers=headers))
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"cannot build the upgrade request: {exc}") from None
+
+    def receive_data(self, data: bytes) -> Response | None:
+        """Feed response bytes; returns the Response once it is complete."""
+        self._h11.receive_data(data)
+        return self._next()
+
+    def receive_eof(self) -> Response | None:
+        """The server closed the connection: a body read until EOF is now complete."""
+        if self._response is None:
+            return None
+        try:
+            self._h11.receive_data(b"")
+        except h11.RemoteProtocolError:  # pragma: no cover - h11 accepts EOF here
+            pass
+        return self._next(eof=True)
+
+    def _next(self, eof: bool = False) -> Response | None:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                if eof and self._response is not None:
+                    return self._build()
+                raise _client_failure("handshake.malformed", f"the response is not valid HTTP/1.1: {exc}") from None
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    self._response = event
+                    self.leftover = bytes(self._h11.trailing_data[0])
+                    return self._build()
+                continue  # 100 Continue and friends are not for us
+            if isinstance(event, h11.Response):
+                self._response = event
+            elif isinstance(event, h11.Data):
+                self._body += event.data[: MAX_BODY - len(self._body)]
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return self._build()
+            elif event is h11.NEED_DATA:
+                if eof:
+                    return self._build() if self._response is not None else None
+                return None
+            else:
+                return self._build() if self._response is not None else None
+
+    def _build(self) -> Response:
+        response = self._response
+        assert response is not None
+        headers = _decode_headers(response.headers)
+        if len(headers) > self.max_headers:
+            raise _client_failure("handshake.malformed", f"the response has more than {self.max_headers} headers")
+        return Response(response.status_code, response.reason.decode("latin-1"), headers, bytes(self._body))
+
+    def validate(self, response: Response) -> Accepted:
+        """Check the response against RFC 6455 4.1; raise with the precise cause otherwise."""
+        if response.status != 101:
+            reason = response.reason or _phrase(response.status)
+            raise _client_failure("handshake.status", f"HTTP {response.status} {reason}".strip(), response)
+        if not _has_token(response.get_all("upgrade"), "websocket"):
+            raise _client_failure(
+                "handshake.no_upgrade", f"Upgrade header is {response.get('upgrade')!r}, not 'websocket'", response
+            )
+        if not _has_token(response.get_all("connection"), "upgrade"):
+            raise _client_failure(
+                "handshake.no_upgrade", f"Connection header is {response.get('connection')!r}, not 'Upgrade'", response
+            )
+        accept = response.get("sec-websocket-accept")
+        expected = accept_key(self.key)
+        if accept != expected:
+            raise _client_failure(
+                "handshake.bad_accept", f"Sec-WebSocket-Accept is {accept!r}, expected {expected!r}", response
+            )
+        try:
+            extensions = parse_extensions(response.get_all("sec-websocket-extensions"))
+        except InvalidHeader as exc:
+            raise _client_failure("handshake.malformed", str(exc), response) from None
+        offered = {name for name, _ in self.extensions}
+        for name, _ in extensions:
+            if name not in offered:
+                raise NegotiationError(
+                    Ending(
+                        code=1006,
+                        cause="extension.unrequested",
+                        initiator="local",
+                        detail=f"the server accepted {name!r}, which the client did not offer",
+                    )
+                )
+        protocols = response.get_all("sec-websocket-protocol")
+        subprotocol = None
+        if protocols:
+            try:
+                names = parse_subprotocols(protocols)
+            except InvalidHeader as exc:
+                raise _client_failure("handshake.malformed", str(exc), response) from None
+            if len(names) != 1 or names[0] not in self.subprotocols:
+                offered_text = ", ".join(self.subprotocols) or "none"
+                raise NegotiationError(
+                    Ending(
+                        code=1006,
+                        cause="subprotocol.mismatch",
+                        initiator="local",
+                        detail=f"the server chose {', '.join(names)!r}; the client offered: {offered_text}",
+                    )
+                )
+            subprotocol = names[0]
+        return Accepted(subprotocol, extensions, response)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _server_failure(status: int, cause: str, message: str, headers: Sequence[tuple[str, str]] = ()) -> HandshakeFailed:
+    return HandshakeFailed(
+        status,
+        message + "\n",
+        Ending(code=1002, cause=cause, initiator="remote", detail=message),
+        headers,
+    )
+
+
+class ServerHandshake:
+    """The server's side: read and check the upgrade request, then accept or reject it."""
+
+    def __init__(self, *, max_header_size: int = 16384, max_headers: int = 128) -> None:
+        self.max_headers = max_headers
+        self.leftover = b""
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._request: h11.Request | None = None
+
+    def receive_data(self, data: bytes) -> Request | None:
+        """Feed request bytes; returns the Request once its head is complete."""
+        self._h11.receive_data(data)
+        return self._next()
+
+    def receive_eof(self) -> Request | None:
+        self._h11.receive_data(b"")
+        return self._next(eof=True)
+
+    def _next(self, eof: bool = False) -> Request | None:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                if status == 400 and "too large" in str(exc).lower():
+                    status = 431
+                raise _server_failure(status, "handshake.malformed", f"the request is not valid HTTP/1.1: {exc}") from None
+            if isinstance(event, h11.Request):
+                self._request = event
+                continue
+            if event is h11.NEED_DATA and not eof:
+                return None
+            if self._request is None:
+                if eof or isinstance(event, h11.ConnectionClosed):
+                    return None
+                continue
+            if isinstance(event, h11.Data):
+                raise _server_failure(400, "handshake.bad_request", "an upgrade request must not have a body")
+            self.leftover = bytes(self._h11.trailing_data[0])
+            request = self._request
+            headers = _decode_headers(request.headers)
+            if len(headers) > self.max_headers:
+                raise _server_failure(431, "handshake.malformed", f"the request has more than {self.max_headers} headers")
+            return Request(
+                request.method.decode("latin-1"),
+                request.target.decode("latin-1"),
+                headers,
+                request.http_version.decode("latin-1"),
+            )
+
+    def validate(self, request: Request) -> Offer:
+        """Check the request against RFC 6455 4.2.1; raise HandshakeFailed otherwise."""
+        if request.method != "GET":
+            raise _server_failure(405, "handshake.bad_request", f"method {request.method} is not GET", [("Allow", "GET")])
+        if request.http_version != "1.1":
+            raise _server_failure(400, "handshake.bad_request", f"HTTP/{request.http_version} is not HTTP/1.1")
+        if request.get("host") is None:
+            raise _server_failure(400, "handshake.bad_request", "the Host header is missing")
+        if not _has_token(request.get_all("upgrade"), "websocket"):
+            raise _server_failure(
+                426,
+                "handshake.bad_request",
+                f"Upgrade header is {request.get('upgrade')!r}, not 'websocket': this is a WebSocket endpoint",
+                [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+            )
+        if not _has_token(request.get_all("connection"), "upgrade"):
+            raise _server_failure(
+                400, "handshake.bad_request", f"Connection header is {request.get('connection')!r}, not 'Upgrade'"
+            )
+        version = request.get("sec-websocket-version")
+        if version != "13":
+            raise _server_failure(
+                426,
+                "handshake.bad_version",
+                f"Sec-WebSocket-Version is {version!r}; this server speaks 13",
+                [("Sec-WebSocket-Version", "13")],
+            )
+        keys = request.get_all("sec-websocket-key")
+        try:
+            valid_key = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
+        except binascii.Error:
+            valid_key = False
+        if not valid_key:
+            raise _server_failure(
+                400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes"
+            )
+        try:
+            subprotocols = parse_subprotocols(request.get_all("sec-websocket-protocol"))
+            extensions = parse_extensions(request.get_all("sec-websocket-extensions"))
+        except InvalidHeader as exc:
+            raise _server_failure(400, "handshake.bad_request", str(exc)) from None
+        path = request.target
+        return Offer(keys[0], subprotocols, extensions, request.get("origin"), path, request)
+
+    def accept(
+        self,
+        offer: Offer,
+        *,
+        subprotocol: str | None,
+        extensions: list[ExtensionItem],
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> bytes:
+        """The bytes of the 101 response."""
+        headers: list[tuple[str, str]] = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(offer.key)),
+        ]
+        if subprotocol is not None:
+            headers.append(("Sec-WebSocket-Protocol", subprotocol))
+        if extensions:
+            headers.append(("Sec-WebSocket-Extensions", serialize_extensions(extensions)))
+        headers.extend(extra_headers)
+        return self._h11.send(h11.InformationalResponse(status_code=101, headers=headers))
+
+    def reject(self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] = ()) -> bytes:
+        """The bytes of a complete HTTP error response, after which the connection closes."""
+        data = body.encode() if isinstance(body, str) else body
+        all_headers = list(headers)
+        names = {k.lower() for k, _ in all_headers}
+        if "content-type" not in names:
+            all_headers.append(("Content-Type", "text/plain; charset=utf-8"))
+        all_headers += [("Content-Length", str(len(data))), ("Connection", "close")]
+        reason = _phrase(status).encode()
+        # The response is serialised by a fresh h11 connection: the request may have been
+        # rejected before h11 saw a complete one, and an error response must still go out.
+        writer = h11.Connection(h11.SERVER)
+        writer.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.next_event()
+        out = writer.send(h11.Response(status_code=status, headers=all_headers, reason=reason))
+        out += writer.send(h11.Data(data=data)) if data else b""
+        out += writer.send(h11.EndOfMessage())
+        return out
