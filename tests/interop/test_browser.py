@@ -68,7 +68,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-default-apps",
     "--disable-extensions",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
 

@@ -245,7 +245,9 @@ class WebSocketConnection(asyncio.Protocol):
 
         Raises :class:`ConnectionClosed` once the connection is closing or closed.
         """
-        core = self._core_for_send()
+        core = self._sendable_core()
+        if core is None:
+            raise await self._closed_error()
         if isinstance(message, str):
             data = core.send_text(message)
         elif isinstance(message, bytes | bytearray | memoryview):
@@ -258,7 +260,9 @@ class WebSocketConnection(asyncio.Protocol):
 
     async def send_fragments(self, fragments: list[str] | list[bytes]) -> None:
         """Send one message as several frames (for streaming and for testing peers)."""
-        core = self._core_for_send()
+        core = self._sendable_core()
+        if core is None:
+            raise await self._closed_error()
         if not fragments:
             raise ValueError("send_fragments() needs at least one fragment")
         text = isinstance(fragments[0], str)
@@ -268,13 +272,17 @@ class WebSocketConnection(asyncio.Protocol):
             payload = fragment.encode() if isinstance(fragment, str) else fragment
             if isinstance(fragment, str) is not text:
                 raise TypeError("all fragments must be str or all bytes")
+            if core.close_sent is not None:
+                raise await self._closed_error()
             self._write(core.send_frame(opcode if i == 0 else 0, payload, fin=i == last))
             if self._paused_writing:
                 await self._drain()
 
     async def ping(self, data: bytes | None = None) -> float:
         """Send a Ping and wait for its Pong; returns the round-trip time in seconds."""
-        core = self._core_for_send()
+        core = self._sendable_core()
+        if core is None:
+            raise await self._closed_error()
         if data is None:
             self._ping_counter += 1
             data = struct.pack("!I", self._ping_counter) + os.urandom(4)
@@ -287,7 +295,10 @@ class WebSocketConnection(asyncio.Protocol):
 
     async def pong(self, data: bytes = b"") -> None:
         """Send an unsolicited Pong (a one-way heartbeat)."""
-        self._write(self._core_for_send().send_pong(data))
+        core = self._sendable_core()
+        if core is None:
+            raise await self._closed_error()
+        self._write(core.send_pong(data))
 
     async def close(self, code: int = 1000, reason: str = "") -> Ending:
         """Start the close handshake and wait, bounded by ``close_timeout``, for it to end.
@@ -322,24 +333,18 @@ class WebSocketConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ internals
 
-    def _core_for_send(self) -> Connection:
+    def _sendable_core(self) -> Connection | None:
+        """The core when sending is allowed, None once the close handshake has started."""
         core = self.core
-        if self._closed.done():
-            raise closed_exception(self._closed.result())
         if core is None:
             raise RuntimeError("the opening handshake is not complete")
-        if core.close_sent is not None:
-            # The close handshake is under way: the ending is not final yet, but no
-            # more data may be sent. Report what is known now.
-            ending = core.ending or Ending(
-                code=(core.close_sent.code or 1005),
-                cause="closed.locally" if not core.received_first else "closed.by_peer",
-                initiator="remote" if core.received_first else "local",
-                sent=core.close_sent,
-                received=core.close_received,
-            )
-            raise closed_exception(ending)
+        if core.close_sent is not None or self._closed.done():
+            return None
         return core
+
+    async def _closed_error(self) -> ConnectionClosed:
+        """The exception for a send after closing: waits (bounded) for the final ending."""
+        return closed_exception(await asyncio.shield(self._closed))
 
     def _write(self, data: bytes) -> None:
         transport = self.transport

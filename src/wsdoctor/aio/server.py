@@ -25,7 +25,7 @@ from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import WebSocketError
+from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
 from wsdoctor.protocol._headers import ExtensionItem
 
@@ -249,12 +249,7 @@ class Server:
         if request is None:
             transport.close()
             return False
-        try:
-            offer = handshake.validate(request)
-        except HandshakeFailed as exc:
-            self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
-            return False
-        ws.path = offer.path
+        ws.path = request.target
         ws.request_headers = request.headers
 
         if self.process_request is not None:
@@ -277,6 +272,12 @@ class Server:
                     headers,
                 )
                 return False
+
+        try:
+            offer = handshake.validate(request)
+        except HandshakeFailed as exc:
+            self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
+            return False
 
         if self.origins is not None and offer.origin not in self.origins:
             self._reject_and_log(
@@ -321,6 +322,8 @@ class Server:
     async def _run_handler(self, ws: WebSocketConnection) -> None:
         try:
             await self.handler(ws)
+        except ConnectionClosed:
+            return  # the connection's own ending says why; it is logged by _run
         except Exception as exc:
             if not ws.closed:
                 self.logger.error("handler failed on %s: %r", ws.remote_address, exc, exc_info=exc)
@@ -343,14 +346,15 @@ class Server:
             transport.write(handshake.reject(status, body, headers))
             transport.close()
         if ending is not None:
-            self._log_ending(ws, ending)
-            ws._eof_cause = None  # the ending above is what counts
+            # A request answered with a success status (a page, a health check) is not a failure.
+            self._log_ending(ws, ending, logging.INFO if status < 400 else None)
 
-    def _log_ending(self, ws: WebSocketConnection, ending: Ending) -> None:
+    def _log_ending(self, ws: WebSocketConnection, ending: Ending, level: int | None = None) -> None:
         if ws.ending_logged:
             return
         ws.ending_logged = True
-        level = logging.INFO if ending.ok else logging.WARNING
+        if level is None:
+            level = logging.INFO if ending.ok else logging.WARNING
         self.logger.log(
             level,
             "%s %s ended: %s",
