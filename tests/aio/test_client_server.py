@@ -181,7 +181,10 @@ async def test_deflate_bomb_is_1009_on_inflated_size() -> None:
 
 
 async def test_origin_not_allowed_is_403() -> None:
-    async with asyncio.timeout(10), wsdoctor.serve(echo, "127.0.0.1", 0, origins=["https://good.example"]) as s:
+    async with (
+        asyncio.timeout(10),
+        wsdoctor.serve(echo, "127.0.0.1", 0, origins=["https://good.example"]) as s,
+    ):
         with pytest.raises(wsdoctor.HandshakeError) as info:
             await wsdoctor.connect(url(s), origin="https://evil.example")
         assert info.value.status == 403
@@ -205,7 +208,10 @@ async def test_process_request_can_reject() -> None:
 
 
 async def test_subprotocol_negotiation() -> None:
-    async with asyncio.timeout(10), wsdoctor.serve(echo, "127.0.0.1", 0, subprotocols=["chat.v2", "chat.v1"]) as s:
+    async with (
+        asyncio.timeout(10),
+        wsdoctor.serve(echo, "127.0.0.1", 0, subprotocols=["chat.v2", "chat.v1"]) as s,
+    ):
         async with wsdoctor.connect(url(s), subprotocols=["chat.v1", "chat.v2"]) as ws:
             assert ws.subprotocol == "chat.v2"
         async with wsdoctor.connect(url(s), subprotocols=["other"]) as ws:
@@ -242,9 +248,7 @@ async def raw_server(handler: RawHandler) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def accept_upgrade(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, extra: str = ""
-) -> bytes:
+async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, extra: str = "") -> bytes:
     request = await reader.readuntil(b"\r\n\r\n")
     key = next(
         line.split(b":", 1)[1].strip()

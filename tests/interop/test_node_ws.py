@@ -24,7 +24,6 @@ NODE_DIR = Path(__file__).parent / "node"
 PEER = NODE_DIR / "peer.js"
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _node_ws_installed() -> None:
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ws").is_dir():
@@ -103,7 +102,9 @@ async def our_echo(ws: WebSocketConnection) -> None:
 @pytest.mark.parametrize("deflate", [True, False], ids=["deflate", "no-deflate"])
 async def test_node_client_with_our_server(deflate: bool) -> None:
     async with asyncio.timeout(30), wsdoctor.serve(our_echo, "127.0.0.1", 0, max_size=None) as server:
-        peer = await start_node("client", f"ws://127.0.0.1:{server.port_number}/", *([] if deflate else ["--no-deflate"]))
+        peer = await start_node(
+            "client", f"ws://127.0.0.1:{server.port_number}/", *([] if deflate else ["--no-deflate"])
+        )
         try:
             opened = await peer.event()
             assert opened["open"] is True

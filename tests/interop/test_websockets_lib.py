@@ -89,7 +89,9 @@ async def our_echo(ws: WebSocketConnection) -> None:
 async def test_websockets_client_with_our_server(compression: Any) -> None:
     async with asyncio.timeout(20), wsdoctor.serve(our_echo, "127.0.0.1", 0, max_size=None) as server:
         async with ws_connect(
-            f"ws://127.0.0.1:{server.port_number}/", compression="deflate" if compression else None, max_size=None
+            f"ws://127.0.0.1:{server.port_number}/",
+            compression="deflate" if compression else None,
+            max_size=None,
         ) as ws:
             negotiated = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
             assert (negotiated is not None) is (compression is not None)
@@ -118,7 +120,12 @@ async def test_websockets_client_close_code_reaches_our_handler() -> None:
         async with ws_connect(f"ws://127.0.0.1:{server.port_number}/") as ws:
             await ws.close(1008, "policy")
         ending = await seen
-        assert (ending.code, ending.reason, ending.cause, ending.clean) == (1008, "policy", "closed.by_peer", True)
+        assert (ending.code, ending.reason, ending.cause, ending.clean) == (
+            1008,
+            "policy",
+            "closed.by_peer",
+            True,
+        )
 
 
 @pytest.mark.parametrize(
@@ -132,7 +139,9 @@ async def test_websockets_client_close_code_reaches_our_handler() -> None:
         ({}, {"server_max_window_bits": 11, "client_max_window_bits": 12}),
     ],
 )
-async def test_deflate_parameters_with_websockets(server_options: dict[str, Any], client_options: dict[str, Any]) -> None:
+async def test_deflate_parameters_with_websockets(
+    server_options: dict[str, Any], client_options: dict[str, Any]
+) -> None:
     """Our client's deflate parameters against the websockets server, and the reverse."""
     from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
@@ -150,9 +159,7 @@ async def test_deflate_parameters_with_websockets(server_options: dict[str, Any]
                     assert await ws.recv() == p
         async with wsdoctor.serve(our_echo, "127.0.0.1", 0, deflate=DeflateConfig(compress_threshold=0)) as ours:
             factory = ClientPerMessageDeflateFactory(**{**server_options, **client_options})
-            async with ws_connect(
-                f"ws://127.0.0.1:{ours.port_number}/", extensions=[factory], compression=None
-            ) as ws2:
+            async with ws_connect(f"ws://127.0.0.1:{ours.port_number}/", extensions=[factory], compression=None) as ws2:
                 header = ws2.response.headers.get("Sec-WebSocket-Extensions") if ws2.response else ""
                 assert header and header.startswith("permessage-deflate")
                 for p in payloads:

@@ -107,11 +107,7 @@ def test_client_frames_are_masked_and_round_trip() -> None:
 def test_control_frames_interleaved_in_fragmented_message() -> None:
     conn = server()
     stream = (
-        masked(0x01, b"fra")
-        + masked(0x89, b"p1")
-        + masked(0x00, b"gmen")
-        + masked(0x8A, b"p2")
-        + masked(0x80, b"ted")
+        masked(0x01, b"fra") + masked(0x89, b"p1") + masked(0x00, b"gmen") + masked(0x8A, b"p2") + masked(0x80, b"ted")
     )
     assert conn.receive_data(stream) == [Ping(b"p1"), Pong(b"p2"), TextMessage("fragmented")]
     assert conn.data_to_send() == b"\x8a\x02p1"
@@ -292,7 +288,9 @@ def test_no_limit() -> None:
 ACCEPTED = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
 
 
-@pytest.mark.parametrize("code", [0, 999, 1000, 1003, 1004, 1005, 1006, 1007, 1014, 1015, 1016, 2999, 3000, 4999, 5000, 65535])
+@pytest.mark.parametrize(
+    "code", [0, 999, 1000, 1003, 1004, 1005, 1006, 1007, 1014, 1015, 1016, 2999, 3000, 4999, 5000, 65535]
+)
 def test_close_code_table_samples(code: int) -> None:
     conn = server()
     events = conn.receive_data(masked(0x88, struct.pack("!H", code)))
@@ -349,7 +347,12 @@ def test_remote_initiated_close() -> None:
     assert conn.close_handshake_done and conn.should_close_transport
     assert conn.receive_data(masked(0x81, b"ignored")) == []
     ending = conn.receive_eof()
-    assert (ending.code, ending.cause, ending.initiator, ending.clean) == (4001, "closed.by_peer", "remote", True)
+    assert (ending.code, ending.cause, ending.initiator, ending.clean) == (
+        4001,
+        "closed.by_peer",
+        "remote",
+        True,
+    )
     assert ending.reason == "done" and ending.received_first is True
     assert conn.state is State.CLOSED
 
@@ -441,7 +444,7 @@ def test_control_frame_size_on_send() -> None:
     with pytest.raises(LocalProtocolError):
         conn.send_ping(b"x" * 126)
     assert len(conn.send_ping(b"x" * 125)) == 2 + 4 + 125
-    assert conn.send_pong(b"") [0] == 0x8A
+    assert conn.send_pong(b"")[0] == 0x8A
 
 
 def test_send_frame_raw() -> None:

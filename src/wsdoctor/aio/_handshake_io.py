@@ -13,12 +13,13 @@ from typing import Generic, Protocol, TypeVar
 from wsdoctor.aio.connection import WebSocketConnection
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 __all__ = ["read_handshake"]
 
 
-class _Feedable(Protocol[T]):  # pragma: no cover - typing only
-    def receive_data(self, data: bytes) -> T | None: ...
+class _Feedable(Protocol[T_co]):  # pragma: no cover - typing only
+    def receive_data(self, data: bytes) -> T_co | None: ...
 
 
 class _Receiver(Generic[T]):
@@ -47,6 +48,10 @@ async def read_handshake(ws: WebSocketConnection, parser: _Feedable[T]) -> T | N
     """Wait until ``parser`` has a complete request or response; ``None`` at EOF."""
     fut: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
     ws._handshake_receiver = _Receiver(parser, fut)
+    if ws._early:
+        early = bytes(ws._early)
+        ws._early.clear()
+        ws._handshake_receiver(early)
     if ws.closed:
         ws._handshake_receiver(None)
     try:

@@ -20,6 +20,7 @@ both cases.
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import ssl
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import TLSHandshakeError
@@ -40,7 +41,6 @@ __all__ = [
     "classify_server_tls_error",
     "describe_certificate",
     "start_client_tls",
-    "start_server_tls",
     "tls_info",
 ]
 
@@ -80,7 +80,7 @@ def describe_certificate(der: bytes) -> CertInfo:
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names += san.get_values_for_type(x509.DNSName)
         names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
@@ -88,12 +88,12 @@ def describe_certificate(der: bytes) -> CertInfo:
     if not names:
         names.append(_cn(cert.subject))
     try:
-        is_ca = bool(cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca)
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         is_ca = False
     try:
-        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
-        has_aia = any(d.access_method == x509.AuthorityInformationAccessOID.CA_ISSUERS for d in aia)
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        has_aia = any(d.access_method == AuthorityInformationAccessOID.CA_ISSUERS for d in aia)
     except x509.ExtensionNotFound:
         has_aia = False
     return CertInfo(
@@ -108,6 +108,10 @@ def describe_certificate(der: bytes) -> CertInfo:
     )
 
 
+# The format argument of Certificate.public_bytes (_ssl.ENCODING_DER; not exported by ssl).
+_ENCODING_DER: int = getattr(_ssl, "ENCODING_DER", 2)
+
+
 def _unverified_chain(ssl_object: Any) -> list[bytes]:
     """The DER certificates the peer sent, leaf first (public API on 3.13, private before)."""
     getter = getattr(ssl_object, "get_unverified_chain", None)
@@ -120,7 +124,10 @@ def _unverified_chain(ssl_object: Any) -> list[bytes]:
     chain = getter() or []
     out = []
     for cert in chain:
-        out.append(cert if isinstance(cert, bytes) else cert.public_bytes(ssl.ENCODING_DER))
+        if isinstance(cert, bytes):
+            out.append(cert)
+        else:
+            out.append(cert.public_bytes(_ENCODING_DER))
     return out
 
 
@@ -155,7 +162,12 @@ def classify_client_tls_error(
     leaf = chain[0] if chain else None
     names = ", ".join(leaf.names) if leaf else "unknown"
     if isinstance(exc, TimeoutError):
-        return Ending(code=1006, cause="handshake.timeout", initiator="local", detail="the TLS handshake did not finish in time")
+        return Ending(
+            code=1006,
+            cause="handshake.timeout",
+            initiator="local",
+            detail="the TLS handshake did not finish in time",
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = exc.verify_code
         message = exc.verify_message or _reason(exc)
@@ -168,8 +180,11 @@ def classify_client_tls_error(
         if code == 62 or "hostname mismatch" in message.lower() or "ip address mismatch" in message.lower():
             return _tls("tls.hostname", f"dialed {server_hostname!r}, the certificate is for: {names}")
         if code == 18:
-            return _tls("tls.self_signed", f"the certificate for {names} is self-signed ({leaf.subject if leaf else ''})")
-        if code == 20 and chain:
+            return _tls(
+                "tls.self_signed",
+                f"the certificate for {names} is self-signed ({leaf.subject if leaf else ''})",
+            )
+        if code in (20, 21) and chain:
             last = chain[-1]
             if not last.self_signed and chain[0].has_aia_issuer:
                 count = len(chain)
@@ -185,9 +200,27 @@ def classify_client_tls_error(
         return _tls("tls.other", f"certificate verification failed: {message}")
     reason = _reason(exc)
     upper = reason.upper()
-    if any(k in upper for k in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL")):
+    if any(
+        k in upper
+        for k in (
+            "WRONG_VERSION_NUMBER",
+            "RECORD_LAYER_FAILURE",
+            "HTTP_REQUEST",
+            "PACKET_LENGTH_TOO_LONG",
+            "UNKNOWN_PROTOCOL",
+        )
+    ):
         return _tls("tls.not_tls", f"the server did not answer with TLS ({reason})")
-    if any(k in upper for k in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW", "VERSION_TOO_HIGH")):
+    if any(
+        k in upper
+        for k in (
+            "PROTOCOL_VERSION",
+            "UNSUPPORTED_PROTOCOL",
+            "NO_PROTOCOLS_AVAILABLE",
+            "VERSION_TOO_LOW",
+            "VERSION_TOO_HIGH",
+        )
+    ):
         return _tls("tls.version", f"no TLS version in common ({reason})")
     if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in upper:
         return _tls("tls.other", f"the server closed the connection during the TLS handshake ({reason})")
@@ -197,14 +230,39 @@ def classify_client_tls_error(
 def classify_server_tls_error(exc: BaseException) -> Ending:
     """Turn a client's failed TLS handshake, seen by our server, into an ending."""
     if isinstance(exc, TimeoutError):
-        return Ending(code=1006, cause="handshake.timeout", initiator="remote", detail="the client did not finish the TLS handshake in time")
+        return Ending(
+            code=1006,
+            cause="handshake.timeout",
+            initiator="remote",
+            detail="the client did not finish the TLS handshake in time",
+        )
     reason = _reason(exc)
     upper = reason.upper()
-    if "ALERT" in upper and any(k in upper for k in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED", "CERTIFICATE_UNKNOWN", "UNSUPPORTED_CERTIFICATE", "CERTIFICATE_REVOKED", "DECRYPT_ERROR")):
+    if "ALERT" in upper and any(
+        k in upper
+        for k in (
+            "UNKNOWN_CA",
+            "BAD_CERTIFICATE",
+            "CERTIFICATE_EXPIRED",
+            "CERTIFICATE_UNKNOWN",
+            "UNSUPPORTED_CERTIFICATE",
+            "CERTIFICATE_REVOKED",
+            "DECRYPT_ERROR",
+        )
+    ):
         return _tls("tls.client_rejected", f"the client rejected our certificate: {reason}", "remote")
     if any(k in upper for k in ("HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE")):
         return _tls("tls.not_tls", f"the client did not speak TLS ({reason})", "remote")
-    if any(k in upper for k in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW", "VERSION_TOO_HIGH")):
+    if any(
+        k in upper
+        for k in (
+            "PROTOCOL_VERSION",
+            "UNSUPPORTED_PROTOCOL",
+            "NO_PROTOCOLS_AVAILABLE",
+            "VERSION_TOO_LOW",
+            "VERSION_TOO_HIGH",
+        )
+    ):
         return _tls("tls.version", f"no TLS version in common with the client ({reason})", "remote")
     return _tls("tls.other", reason, "remote")
 
@@ -235,37 +293,24 @@ async def start_client_tls(
     server_hostname: str,
     port: int,
     timeout: float,
+    host: str | None = None,
 ) -> asyncio.Transport:
-    """Upgrade an open TCP connection to TLS; raise TLSHandshakeError (1015) with its cause."""
+    """Upgrade an open TCP connection to TLS; raise TLSHandshakeError (1015) with its cause.
+
+    ``host`` is the address the TCP connection reached; it is dialed once more, only
+    to read the certificates when verification fails.
+    """
     loop = asyncio.get_running_loop()
     peer = transport.get_extra_info("peername")
+    address = host or (peer[0] if peer else None)
     try:
         async with asyncio.timeout(timeout):
             new = await loop.start_tls(transport, protocol, ssl_context, server_hostname=server_hostname)
     except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
         transport.abort()
         chain = None
-        if isinstance(exc, ssl.SSLCertVerificationError) and peer is not None:
-            chain = await _peek_chain(peer[0], port, server_hostname, max(timeout, 1.0))
+        if isinstance(exc, ssl.SSLCertVerificationError) and address is not None:
+            chain = await _peek_chain(address, port, server_hostname, max(timeout, 1.0))
         raise TLSHandshakeError(classify_client_tls_error(exc, server_hostname=server_hostname, chain=chain)) from exc
     assert new is not None
-    return new  # type: ignore[return-value]
-
-
-async def start_server_tls(
-    transport: asyncio.Transport,
-    protocol: asyncio.BaseProtocol,
-    ssl_context: ssl.SSLContext,
-    *,
-    timeout: float,
-) -> asyncio.Transport:
-    """Run the server side of TLS on an accepted connection; failures carry their cause."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(timeout):
-            new = await loop.start_tls(transport, protocol, ssl_context, server_side=True)
-    except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
-        transport.abort()
-        raise TLSHandshakeError(classify_server_tls_error(exc)) from exc
-    assert new is not None
-    return new  # type: ignore[return-value]
+    return new

@@ -11,6 +11,7 @@ with their timings and details, are reported to an optional ``trace`` callback;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -54,7 +55,7 @@ def _dial_error(code: int, cause: str, detail: str) -> DialError:
     return DialError(Ending(code=code, cause=cause, initiator="local", detail=detail))
 
 
-class connect:  # noqa: N801 - used as a function, like websockets.connect
+class connect:
     """Open a WebSocket connection to ``uri``.
 
     Use ``async with connect(uri) as ws:`` (closes on exit) or ``ws = await
@@ -170,6 +171,7 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
         # TCP: each address in turn, as the resolver ordered them.
         started = time.perf_counter()
         transport: asyncio.Transport | None = None
+        address = wsuri.host
         last_exc: BaseException | None = None
         for family, type_, proto, _, sockaddr in infos:
             try:
@@ -182,8 +184,8 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
                         sock.close()
                         raise
                     raw, _ = await loop.create_connection(lambda: ws, sock=sock)
-                    assert isinstance(raw, asyncio.Transport)
                     transport = raw
+                    address = str(sockaddr[0])
                     break
             except TimeoutError as exc:
                 last_exc = exc
@@ -195,14 +197,12 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
             raise self._tcp_error(last_exc) from None
         sock_obj = transport.get_extra_info("socket")
         if sock_obj is not None:
-            try:
+            with contextlib.suppress(OSError):  # not every platform lets us
                 sock_obj.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # pragma: no cover - not every platform lets us
-                pass
         self._report("tcp", True, started, peer=str(transport.get_extra_info("peername")))
 
         try:
-            return await self._after_tcp(ws, transport, deadline)
+            return await self._after_tcp(ws, transport, deadline, address)
         except BaseException:
             if ws.transport is not None:
                 ws.transport.abort()
@@ -219,7 +219,7 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
         return _dial_error(1006, "tcp.reset", f"{host}:{port}: {exc}")
 
     async def _after_tcp(
-        self, ws: WebSocketConnection, transport: asyncio.Transport, deadline: float
+        self, ws: WebSocketConnection, transport: asyncio.Transport, deadline: float, address: str
     ) -> WebSocketConnection:
         loop = asyncio.get_running_loop()
         wsuri = self.wsuri
@@ -236,6 +236,7 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
                     server_hostname=self.server_hostname or wsuri.host,
                     port=wsuri.port,
                     timeout=max(0.001, deadline - loop.time()),
+                    host=address,
                 )
             except DialError as exc:
                 self._report("tls", False, started, cause=exc.ending.cause, error=exc.ending.detail)
@@ -291,12 +292,15 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
             accepted = handshake.validate(response)
         except WebSocketError as exc:
             self._report(
-                "http", False, started, status=response.status, reason=response.reason, headers=response.headers
+                "http",
+                False,
+                started,
+                status=response.status,
+                reason=response.reason,
+                headers=response.headers,
             )
             raise exc from None
-        self._report(
-            "http", True, started, status=response.status, reason=response.reason, headers=response.headers
-        )
+        self._report("http", True, started, status=response.status, reason=response.reason, headers=response.headers)
 
         # Negotiation
         started = time.perf_counter()
@@ -347,9 +351,7 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
             names = ", ".join(missing)
             reason = f"missing extensions: {names}"
             encoded = reason.encode()[:123]
-            ws.local_close_with_cause(
-                1010, encoded.decode(errors="ignore"), "extension.missing", detail=names
-            )
+            ws.local_close_with_cause(1010, encoded.decode(errors="ignore"), "extension.missing", detail=names)
             ending = await ws.wait_closed()
             self.connection = None
             raise NegotiationError(ending)

@@ -20,8 +20,8 @@ import logging
 import os
 import struct
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._ending import Ending
@@ -88,8 +88,10 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
         self._eof_detail = ""
-        # Bytes that arrive before the core is attached (handshake phase) go to this hook.
+        # Bytes that arrive before the core is attached (handshake phase) go to this hook,
+        # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
+        self._early = bytearray()
 
     # ------------------------------------------------------------ life cycle
 
@@ -103,8 +105,9 @@ class WebSocketConnection(asyncio.Protocol):
             self.data_received(leftover)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses but offer the same API.
+        self.transport = cast(asyncio.Transport, transport)
+        transport = self.transport
         transport.set_write_buffer_limits(high=self.write_limit)
         self.remote_address = transport.get_extra_info("peername")
 
@@ -113,6 +116,8 @@ class WebSocketConnection(asyncio.Protocol):
         if core is None:
             if self._handshake_receiver is not None:
                 self._handshake_receiver(data)
+            else:
+                self._early += data
             return
         events = core.receive_data(data)
         if events:
@@ -258,7 +263,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self._paused_writing:
             await self._drain()
 
-    async def send_fragments(self, fragments: list[str] | list[bytes]) -> None:
+    async def send_fragments(self, fragments: Sequence[str] | Sequence[bytes]) -> None:
         """Send one message as several frames (for streaming and for testing peers)."""
         core = self._sendable_core()
         if core is None:
@@ -269,7 +274,7 @@ class WebSocketConnection(asyncio.Protocol):
         opcode = 1 if text else 2
         last = len(fragments) - 1
         for i, fragment in enumerate(fragments):
-            payload = fragment.encode() if isinstance(fragment, str) else fragment
+            payload = fragment.encode() if isinstance(fragment, str) else bytes(cast(bytes, fragment))
             if isinstance(fragment, str) is not text:
                 raise TypeError("all fragments must be str or all bytes")
             if core.close_sent is not None:
@@ -417,7 +422,9 @@ class WebSocketConnection(asyncio.Protocol):
                 except TimeoutError:
                     self.logger.debug("keepalive: no pong within %s s", self.ping_timeout)
                     await self.fail(
-                        1011, "keepalive.timeout", f"no Pong within {self.ping_timeout:g} s of a keepalive Ping"
+                        1011,
+                        "keepalive.timeout",
+                        f"no Pong within {self.ping_timeout:g} s of a keepalive Ping",
                     )
                     return
                 except ConnectionClosed:

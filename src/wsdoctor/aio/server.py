@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import inspect
 import logging
 import socket
 import ssl as ssl_module
@@ -20,12 +21,12 @@ from types import TracebackType
 from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
-from wsdoctor.aio._tls import start_server_tls
+from wsdoctor.aio._tls import classify_server_tls_error
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
+from wsdoctor.protocol._errors import ConnectionClosed
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
 from wsdoctor.protocol._headers import ExtensionItem
 
@@ -90,6 +91,8 @@ class Server:
         self.connections: set[WebSocketConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._closing = False
         self._closed = asyncio.Event()
 
@@ -97,16 +100,54 @@ class Server:
 
     async def start(self) -> Server:
         loop = asyncio.get_running_loop()
+        if self.ssl is not None:
+            # With TLS the server accepts by itself and hands each socket to
+            # connect_accepted_socket, which reports a failed TLS handshake to us (so it
+            # can be logged with its cause) instead of swallowing it.
+            self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self.port)
+            for listener in self._listeners:
+                listener.setblocking(False)
+                self._accepting.append(loop.create_task(self._accept_loop(listener)))
+            return self
         if self.sock is not None:
             self._server = await loop.create_server(self._make_protocol, sock=self.sock)
         else:
-            self._server = await loop.create_server(
-                self._make_protocol, self.host, self.port, reuse_address=True
-            )
+            self._server = await loop.create_server(self._make_protocol, self.host, self.port, reuse_address=True)
         return self
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                conn, address = await loop.sock_accept(listener)
+            except OSError:
+                if self._closing:
+                    return
+                await asyncio.sleep(0.05)  # EMFILE and friends: back off, keep serving
+                continue
+            task = loop.create_task(self._accept_tls(conn, address))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _accept_tls(self, conn: socket.socket, address: Any) -> None:
+        loop = asyncio.get_running_loop()
+        ws = self._new_connection()
+        ws.remote_address = address
+        self.connections.add(ws)
+        try:
+            assert self.ssl is not None
+            await loop.connect_accepted_socket(lambda: ws, conn, ssl=self.ssl, ssl_handshake_timeout=self.open_timeout)
+        except (OSError, TimeoutError, ssl_module.SSLError) as exc:
+            conn.close()
+            self.connections.discard(ws)
+            self._log_ending(ws, classify_server_tls_error(exc))
+            return
+        await self._run(ws)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
+        if self._listeners:
+            return tuple(self._listeners)
         return tuple(self._server.sockets) if self._server is not None else ()
 
     @property
@@ -140,6 +181,10 @@ class Server:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        for task in self._accepting:
+            task.cancel()
+        for listener in self._listeners:
+            listener.close()
         for ws in list(self.connections):
             if ws.core is not None:
                 ws.local_close_with_cause(code, reason, "server.shutdown", detail=reason)
@@ -178,7 +223,15 @@ class Server:
     # ----------------------------------------------------------- connections
 
     def _make_protocol(self) -> WebSocketConnection:
-        ws = WebSocketConnection(
+        ws = self._new_connection()
+        self.connections.add(ws)
+        task = asyncio.get_running_loop().create_task(self._run(ws))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ws
+
+    def _new_connection(self) -> WebSocketConnection:
+        return WebSocketConnection(
             is_client=False,
             max_queue=self.max_queue,
             write_limit=self.write_limit,
@@ -187,11 +240,6 @@ class Server:
             close_timeout=self.close_timeout,
             logger=self.logger,
         )
-        self.connections.add(ws)
-        task = asyncio.get_running_loop().create_task(self._run(ws))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return ws
 
     async def _run(self, ws: WebSocketConnection) -> None:
         try:
@@ -213,18 +261,6 @@ class Server:
         assert transport is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.open_timeout
-        if self.ssl is not None:
-            try:
-                ws.transport = await start_server_tls(transport, ws, self.ssl, timeout=self.open_timeout)
-            except WebSocketError as exc:
-                transport.abort()
-                ending = exc.ending or Ending(code=1015, cause="tls.other", initiator="remote")
-                self._log_ending(ws, ending)
-                await ws.wait_closed()
-                return False
-            ws.transport.set_write_buffer_limits(high=self.write_limit)
-        transport = ws.transport
-        assert transport is not None
         handshake = ServerHandshake()
         try:
             async with asyncio.timeout_at(deadline):
@@ -253,9 +289,8 @@ class Server:
         ws.request_headers = request.headers
 
         if self.process_request is not None:
-            result = self.process_request(ws, request)
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                result = await result
+            answer = self.process_request(ws, request)
+            result = await answer if inspect.isawaitable(answer) else answer
             if result is not None:
                 status, headers, body = _unpack_rejection(result)
                 self._reject_and_log(
@@ -304,7 +339,10 @@ class Server:
                 response_extensions.append(("permessage-deflate", params))
         transport.write(
             handshake.accept(
-                offer, subprotocol=subprotocol, extensions=response_extensions, extra_headers=self.extra_headers
+                offer,
+                subprotocol=subprotocol,
+                extensions=response_extensions,
+                extra_headers=self.extra_headers,
             )
         )
         ws.subprotocol = subprotocol
@@ -399,3 +437,31 @@ def serve(
     those of :class:`Server`.
     """
     return Server(handler, host, port, **kwargs)
+
+
+async def _listen(host: str | Sequence[str] | None, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for every address of ``host`` (all interfaces for None)."""
+    loop = asyncio.get_running_loop()
+    hosts = [host] if host is None or isinstance(host, str) else list(host)
+    infos = []
+    for h in hosts:
+        infos += await loop.getaddrinfo(h, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners = []
+    seen = set()
+    try:
+        for family, type_, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, type_, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+    except OSError:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners

@@ -54,8 +54,13 @@ def dial_options(func: F) -> F:
                 metavar="NAME",
                 help="Fail with 1010 unless the server negotiates it (e.g. permessage-deflate).",
             ),
-            click.option("--timeout", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
-                         help="Seconds for each network step."),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.01),
+                default=10.0,
+                show_default=True,
+                help="Seconds for each network step.",
+            ),
         ]
     ):
         func = decorator(func)

@@ -65,9 +65,7 @@ async def serve_echo(
     handler = EndingHandler(console, lang)
     logger.addHandler(handler)
     try:
-        async with ws_serve(
-            echo, host, port, ssl=context, compression="deflate" if compression else None
-        ) as server:
+        async with ws_serve(echo, host, port, ssl=context, compression="deflate" if compression else None) as server:
             for url in server.urls:
                 console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
             loop = asyncio.get_running_loop()
@@ -87,9 +85,7 @@ async def serve_echo(
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key for --tls-cert.")
 @click.option("--no-compression", is_flag=True, help="Do not negotiate permessage-deflate.")
 @click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
-def serve(
-    host: str, port: int, tls_cert: str | None, tls_key: str | None, no_compression: bool, lang: str
-) -> None:
+def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, no_compression: bool, lang: str) -> None:
     """Run an echo server that prints how each connection ended, explained."""
     context = None
     if tls_cert or tls_key:

@@ -66,8 +66,7 @@ class CheckResult:
             "url": self.url,
             "ok": self.ok,
             "steps": [
-                {"name": s.name, "ok": s.ok, "ms": round(s.ms, 3), "details": _jsonable(s.details)}
-                for s in self.steps
+                {"name": s.name, "ok": s.ok, "ms": round(s.ms, 3), "details": _jsonable(s.details)} for s in self.steps
             ],
             "ending": ending,
         }
@@ -147,7 +146,14 @@ async def run_check(
         return result
     except ConnectionClosed:
         ending = await ws.wait_closed()
-        record(Step("ping", False, (loop.time() - started) * 1000, {"error": "connection closed", "code": ending.code}))
+        record(
+            Step(
+                "ping",
+                False,
+                (loop.time() - started) * 1000,
+                {"error": "connection closed", "code": ending.code},
+            )
+        )
         result.ending = ending
         return result
     record(Step("ping", True, rtt * 1000, {"rtt_ms": round(rtt * 1000, 3)}))

@@ -309,7 +309,7 @@ class Connection:
             buf += memoryview(src)[pos:]
         return events
 
-    def _parse(self, src: bytes | bytearray, events: list[Event]) -> int:  # noqa: C901 - one loop, by design
+    def _parse(self, src: bytes | bytearray, events: list[Event]) -> int:
         n = len(src)
         pos = 0
         with memoryview(src) as mv:
@@ -367,7 +367,9 @@ class Connection:
                 elif length == 127:
                     length = _unpack_u64(src, pos + 2)[0]
                     if length >> 63:
-                        raise ProtocolError(1002, "protocol.bad_length", "the 64-bit payload length has its top bit set")
+                        raise ProtocolError(
+                            1002, "protocol.bad_length", "the 64-bit payload length has its top bit set"
+                        )
                 if opcode >= 8:
                     if n - pos < hlen + length:
                         break
@@ -416,7 +418,9 @@ class Connection:
         if opcode == _OP_CONT:
             if not self._msg_opcode:
                 raise ProtocolError(
-                    1002, "protocol.unexpected_continuation", "a continuation frame arrived with no message started"
+                    1002,
+                    "protocol.unexpected_continuation",
+                    "a continuation frame arrived with no message started",
                 )
         else:
             if self._msg_opcode:
@@ -431,7 +435,9 @@ class Connection:
             self._msg_wire_size = 0
         if self.max_frame_size is not None and length > self.max_frame_size:
             raise ProtocolError(
-                1009, "frame.too_big", f"a frame of {length} bytes exceeds max_frame_size={self.max_frame_size}"
+                1009,
+                "frame.too_big",
+                f"a frame of {length} bytes exceeds max_frame_size={self.max_frame_size}",
             )
         if self.max_size is not None:
             wire = self._msg_wire_size + length

@@ -169,8 +169,10 @@ class DeflateConfig:
         level: int = 6,
         mem_level: int = 8,
     ) -> None:
-        for name, bits in (("server_max_window_bits", server_max_window_bits),
-                           ("client_max_window_bits", client_max_window_bits)):
+        for name, bits in (
+            ("server_max_window_bits", server_max_window_bits),
+            ("client_max_window_bits", client_max_window_bits),
+        ):
             if bits is not None and not 8 <= bits <= 15:
                 raise ValueError(f"{name} must be from 8 to 15, not {bits}")
         if compress_threshold < 0:

@@ -110,9 +110,7 @@ class HandshakeFailed(WebSocketError):
 
     ending: Ending
 
-    def __init__(
-        self, status: int, body: str, ending: Ending, headers: Sequence[tuple[str, str]] = ()
-    ) -> None:
+    def __init__(self, status: int, body: str, ending: Ending, headers: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(body.strip(), ending=ending)
         self.status = status
         self.body = body
@@ -203,10 +201,7 @@ class ClientHandshake:
         """The server closed the connection: a body read until EOF is now complete."""
         if self._response is None:
             return None
-        try:
-            self._h11.receive_data(b"")
-        except h11.RemoteProtocolError:  # pragma: no cover - h11 accepts EOF here
-            pass
+        self._h11.receive_data(b"")
         return self._next(eof=True)
 
     def _next(self, eof: bool = False) -> Response | None:
@@ -251,11 +246,15 @@ class ClientHandshake:
             raise _client_failure("handshake.status", f"HTTP {response.status} {reason}".strip(), response)
         if not _has_token(response.get_all("upgrade"), "websocket"):
             raise _client_failure(
-                "handshake.no_upgrade", f"Upgrade header is {response.get('upgrade')!r}, not 'websocket'", response
+                "handshake.no_upgrade",
+                f"Upgrade header is {response.get('upgrade')!r}, not 'websocket'",
+                response,
             )
         if not _has_token(response.get_all("connection"), "upgrade"):
             raise _client_failure(
-                "handshake.no_upgrade", f"Connection header is {response.get('connection')!r}, not 'Upgrade'", response
+                "handshake.no_upgrade",
+                f"Connection header is {response.get('connection')!r}, not 'Upgrade'",
+                response,
             )
         accept = response.get("sec-websocket-accept")
         expected = accept_key(self.key)
@@ -341,7 +340,9 @@ class ServerHandshake:
                 status = exc.error_status_hint
                 if status == 400 and "too large" in str(exc).lower():
                     status = 431
-                raise _server_failure(status, "handshake.malformed", f"the request is not valid HTTP/1.1: {exc}") from None
+                raise _server_failure(
+                    status, "handshake.malformed", f"the request is not valid HTTP/1.1: {exc}"
+                ) from None
             if isinstance(event, h11.Request):
                 self._request = event
                 continue
@@ -357,7 +358,9 @@ class ServerHandshake:
             request = self._request
             headers = _decode_headers(request.headers)
             if len(headers) > self.max_headers:
-                raise _server_failure(431, "handshake.malformed", f"the request has more than {self.max_headers} headers")
+                raise _server_failure(
+                    431, "handshake.malformed", f"the request has more than {self.max_headers} headers"
+                )
             return Request(
                 request.method.decode("latin-1"),
                 request.target.decode("latin-1"),
@@ -368,7 +371,9 @@ class ServerHandshake:
     def validate(self, request: Request) -> Offer:
         """Check the request against RFC 6455 4.2.1; raise HandshakeFailed otherwise."""
         if request.method != "GET":
-            raise _server_failure(405, "handshake.bad_request", f"method {request.method} is not GET", [("Allow", "GET")])
+            raise _server_failure(
+                405, "handshake.bad_request", f"method {request.method} is not GET", [("Allow", "GET")]
+            )
         if request.http_version != "1.1":
             raise _server_failure(400, "handshake.bad_request", f"HTTP/{request.http_version} is not HTTP/1.1")
         if request.get("host") is None:
@@ -382,7 +387,9 @@ class ServerHandshake:
             )
         if not _has_token(request.get_all("connection"), "upgrade"):
             raise _server_failure(
-                400, "handshake.bad_request", f"Connection header is {request.get('connection')!r}, not 'Upgrade'"
+                400,
+                "handshake.bad_request",
+                f"Connection header is {request.get('connection')!r}, not 'Upgrade'",
             )
         version = request.get("sec-websocket-version")
         if version != "13":
@@ -398,9 +405,7 @@ class ServerHandshake:
         except binascii.Error:
             valid_key = False
         if not valid_key:
-            raise _server_failure(
-                400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes"
-            )
+            raise _server_failure(400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes")
         try:
             subprotocols = parse_subprotocols(request.get_all("sec-websocket-protocol"))
             extensions = parse_extensions(request.get_all("sec-websocket-extensions"))

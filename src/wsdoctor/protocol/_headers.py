@@ -103,9 +103,7 @@ def parse_extensions(values: list[str]) -> list[ExtensionItem]:
 
 def serialize_extensions(items: list[ExtensionItem]) -> str:
     """The header value for a list of (name, params) items."""
-    return ", ".join(
-        "; ".join([name, *(p if v is None else f"{p}={v}" for p, v in params)]) for name, params in items
-    )
+    return ", ".join("; ".join([name, *(p if v is None else f"{p}={v}" for p, v in params)]) for name, params in items)
 
 
 def parse_token_list(values: list[str], header: str = "header") -> list[str]:

@@ -7,15 +7,15 @@ than the C loop on large payloads (see bench/README.md).
 
 from __future__ import annotations
 
-__all__ = ["apply_mask", "py_apply_mask", "SPEEDUPS"]
+__all__ = ["SPEEDUPS", "apply_mask", "py_apply_mask"]
 
 
-def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview) -> bytes:
     """XOR ``data`` with the repeating 4-byte ``mask``, in pure Python."""
     n = len(data)
     if n == 0:
         return b""
-    key = (mask * ((n >> 2) + 1))[:n]
+    key = (bytes(mask) * ((n >> 2) + 1))[:n]
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
