@@ -121,15 +121,20 @@ def main() -> None:
     args = parser.parse_args()
     names = args.only.split(",")
     rows = [row for name in names for row in run(name, args.seconds, args.uvloop)]
-    print(f"\n{time.strftime('%Y-%m-%d')}, {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} cores, loop: {'uvloop' if args.uvloop else 'asyncio'}, {args.seconds:g} s per row\n")
+    print(
+        f"\n{time.strftime('%Y-%m-%d')}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores, loop: {'uvloop' if args.uvloop else 'asyncio'}, "
+        f"{args.seconds:g} s per row\n"
+    )
     print("| size | server | round trips/s | echo MiB/s | server CPU µs/msg |")
     print("|---|---|---:|---:|---:|")
     for label, _ in SIZES:
         for row in rows:
             if row["size"] == label:
-                print(f"| {label} | {row['server']} | {row['rtt_per_s']:,.0f} | {row['mib_per_s']:,.1f} "
-                      f"| {row['cpu_us_per_msg']:,.1f} |")
+                print(
+                    f"| {label} | {row['server']} | {row['rtt_per_s']:,.0f} | {row['mib_per_s']:,.1f} "
+                    f"| {row['cpu_us_per_msg']:,.1f} |"
+                )
 
 
 if __name__ == "__main__":
