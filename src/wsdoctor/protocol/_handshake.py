@@ -117,6 +117,12 @@ class HandshakeFailed(WebSocketError):
         self.headers = list(headers)
 
 
+def _header_size(raw: Sequence[tuple[bytes, bytes]]) -> int:
+    # h11 bounds only an *incomplete* head; a complete one that arrives in one read is
+    # measured here so the limit holds however the bytes were split.
+    return sum(len(k) + len(v) + 4 for k, v in raw)
+
+
 def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
 
@@ -161,6 +167,7 @@ class ClientHandshake:
         self.user_agent = user_agent
         self.key = key or base64.b64encode(os.urandom(16)).decode()
         self.max_headers = max_headers
+        self.max_header_size = max_header_size
         self.leftover = b""
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_size)
         self._response: h11.Response | h11.InformationalResponse | None = None
@@ -237,6 +244,8 @@ class ClientHandshake:
         headers = _decode_headers(response.headers)
         if len(headers) > self.max_headers:
             raise _client_failure("handshake.malformed", f"the response has more than {self.max_headers} headers")
+        if _header_size(response.headers) > self.max_header_size:
+            raise _client_failure("handshake.malformed", f"the response headers exceed {self.max_header_size} bytes")
         return Response(response.status_code, response.reason.decode("latin-1"), headers, bytes(self._body))
 
     def validate(self, response: Response) -> Accepted:
@@ -319,6 +328,7 @@ class ServerHandshake:
 
     def __init__(self, *, max_header_size: int = 16384, max_headers: int = 128) -> None:
         self.max_headers = max_headers
+        self.max_header_size = max_header_size
         self.leftover = b""
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._request: h11.Request | None = None
@@ -357,6 +367,10 @@ class ServerHandshake:
             self.leftover = bytes(self._h11.trailing_data[0])
             request = self._request
             headers = _decode_headers(request.headers)
+            if _header_size(request.headers) > self.max_header_size:
+                raise _server_failure(
+                    431, "handshake.malformed", f"the request headers exceed {self.max_header_size} bytes"
+                )
             if len(headers) > self.max_headers:
                 raise _server_failure(
                     431, "handshake.malformed", f"the request has more than {self.max_headers} headers"
@@ -433,7 +447,9 @@ class ServerHandshake:
         if extensions:
             headers.append(("Sec-WebSocket-Extensions", serialize_extensions(extensions)))
         headers.extend(extra_headers)
-        return self._h11.send(h11.InformationalResponse(status_code=101, headers=headers))
+        return self._h11.send(
+            h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
+        )
 
     def reject(self, status: int, body: bytes | str = b"", headers: Sequence[tuple[str, str]] = ()) -> bytes:
         """The bytes of a complete HTTP error response, after which the connection closes."""

@@ -1,0 +1,164 @@
+"""The close-code registry: complete in every language, exact on the sendable table."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from importlib import resources
+
+import pytest
+
+from wsdoctor.knowledge import (
+    LANGS,
+    CloseCode,
+    all_entries,
+    cause_ids,
+    compare,
+    explain,
+    explain_cause,
+    is_sendable,
+)
+
+
+def data(name: str) -> dict[str, object]:
+    text = resources.files("wsdoctor.knowledge").joinpath("data", name).read_text(encoding="utf-8")
+    result: dict[str, object] = json.loads(text)
+    return result
+
+
+def keys_of(obj: object, prefix: str = "") -> set[str]:
+    if isinstance(obj, dict):
+        out = set()
+        for k, v in obj.items():
+            out |= {f"{prefix}{k}"} | keys_of(v, f"{prefix}{k}.")
+        return out
+    return set()
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def walk(obj: object, prefix: str = "") -> dict[str, str]:
+    if isinstance(obj, dict):
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            out |= walk(v, f"{prefix}{k}.")
+        return out
+    if isinstance(obj, list):
+        return {f"{prefix}{i}": str(v) for i, v in enumerate(obj)}
+    return {prefix: str(obj)}
+
+
+def test_languages_have_the_same_keys_and_placeholders() -> None:
+    en, es = walk(data("en.json")), walk(data("es.json"))
+    assert keys_of(data("en.json")) == keys_of(data("es.json"))
+    for key, text in en.items():
+        if key in es:
+            assert placeholders(text) == placeholders(es[key]), key
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_entry_has_every_field(lang: str) -> None:
+    entries = all_entries(lang)
+    assert len(entries) == len(data("codes.json")["entries"])  # type: ignore[arg-type]
+    for e in entries:
+        for field in ("name", "meaning", "when", "fix", "range", "stage", "sender"):
+            assert getattr(e, field).strip(), (lang, e.key, field)
+        assert e.causes and all(c.strip() for c in e.causes)
+        assert all(h.strip() for h in e.headings)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_cause_has_text(lang: str) -> None:
+    for cause in cause_ids():
+        text = explain_cause(cause, lang)
+        assert text.summary.strip() and text.fix.strip(), (lang, cause)
+
+
+def test_headings_in_spanish() -> None:
+    assert explain(1000, "es").headings == ("Descripción", "Cuándo lo verás", "Cómo solucionarlo")
+    assert explain(1000, "en").headings == ("Description", "When you'll see it", "How to fix it")
+
+
+def test_sendable_table_is_exact() -> None:
+    for code in range(-5, 70_000):
+        expected = 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+        assert is_sendable(code) is expected, code
+
+
+@pytest.mark.parametrize("code", [*range(0, 5101, 7), -1, 65535, 70000, 1004, 1005, 1006, 1015])
+def test_any_integer_is_explained(code: int) -> None:
+    for lang in LANGS:
+        exp = explain(code, lang)
+        assert exp.code == code
+        assert exp.sendable is is_sendable(code) or exp.key in ("3000-3999",)
+
+
+def test_ranges_and_registered_codes() -> None:
+    assert explain(4001).key == "4000-4999" and "private" in explain(4001).name.lower()
+    assert explain(4001, "es").name.startswith("Uso privado")
+    assert [explain(c).name for c in (3000, 3003, 3008)] == ["Unauthorized", "Forbidden", "Timeout"]
+    assert explain(3001).key == "3000-3999"
+    assert explain(2000).key == "1016-2999" and not explain(2000).sendable
+    assert explain(999).key == "0-999"
+    assert explain(5000).key == "5000+"
+    for code in (1005, 1006, 1015):
+        exp = explain(code)
+        assert not exp.on_wire and not exp.sendable and exp.sender == "none"
+    assert explain(1010).sender == "client" and explain(1010).stage == "handshake"
+    assert explain(1015).stage == "tls"
+
+
+def test_close_code_enum() -> None:
+    assert CloseCode.MANDATORY_EXTENSION == 1010
+    assert CloseCode.TLS_HANDSHAKE == 1015
+    assert {explain(c).name for c in CloseCode}  # every member has an entry
+
+
+def test_unknown_language() -> None:
+    with pytest.raises(ValueError, match="en, es"):
+        explain(1000, "fr")
+
+
+def test_cause_fallbacks() -> None:
+    assert explain_cause("tls.something_new").cause == "tls.something_new"
+    assert explain_cause("tls.something_new").summary == explain_cause("tls.other").summary
+    assert explain_cause("protocol.new").summary == explain_cause("protocol.other").summary
+    assert explain_cause("zzz").summary == explain_cause("unknown").summary
+
+
+def test_placeholders_are_filled_or_blank() -> None:
+    from wsdoctor.knowledge import _fill
+
+    assert _fill("a {x} b", {"x": "1"}) == "a 1 b"
+    assert _fill("a {missing}", {}) == "a"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_compare_every_pair(lang: str) -> None:
+    codes = [*range(1000, 1016), 3000, 3008, 4001, 2000]
+    for a in codes:
+        for b in codes:
+            comp = compare(a, b, lang)
+            if explain(a).key != explain(b).key:
+                assert comp.differences, (a, b)
+            assert all(s.strip() for s in comp.when_each)
+            assert str(a) in comp.when_each[0] and str(b) in comp.when_each[1]
+
+
+def test_compare_reflects_structured_fields() -> None:
+    comp = compare(1006, 1000)
+    by_aspect = {k: (x, y) for k, x, y in comp.differences}
+    assert by_aspect["On the wire"] == ("local only, never on the wire", "sent in a Close frame")
+    assert by_aspect["Sendable"] == ("must not be sent", "may be sent")
+    comp_es = compare(1010, 1015, "es")
+    assert "Quién lo envía" in {k for k, _, _ in comp_es.differences}
+
+
+def test_texts_mention_the_fix_essentials() -> None:
+    fix1010 = explain(1010).fix
+    assert "Sec-WebSocket-Extensions" in fix1010 and "permessage-deflate" in fix1010
+    assert "max_size" in explain(1009).fix
+    assert re.search(r"proxy|proxies", explain(1006).when)
