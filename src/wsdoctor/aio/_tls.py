@@ -81,8 +81,7 @@ def describe_certificate(der: bytes) -> CertInfo:
     names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names += san.get_values_for_type(x509.DNSName)
-        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        names += [str(n.value) for n in san if isinstance(n, x509.DNSName | x509.IPAddress)]
     except x509.ExtensionNotFound:
         pass
     if not names:
@@ -264,11 +263,18 @@ def classify_server_tls_error(exc: BaseException) -> Ending:
         )
     ):
         return _tls("tls.version", f"no TLS version in common with the client ({reason})", "remote")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in upper:
+        return _tls(
+            "tls.client_rejected",
+            "the client dropped the connection during the TLS handshake, as a client that rejects the "
+            f"certificate does (with TLS 1.3 its alert often arrives as a reset): {reason}",
+            "remote",
+        )
     return _tls("tls.other", reason, "remote")
 
 
-async def _peek_chain(host: str, port: int, server_hostname: str, timeout: float) -> list[CertInfo] | None:
-    """Read the chain the server sends, without verifying it: only to explain a failure."""
+async def _peek(host: str, port: int, server_hostname: str, timeout: float) -> TLSInfo | None:
+    """Handshake once more without verifying, only to read what the server offers."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -276,13 +282,45 @@ async def _peek_chain(host: str, port: int, server_hostname: str, timeout: float
     try:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=server_hostname)
-            ssl_object = writer.get_extra_info("ssl_object")
-            return [describe_certificate(der) for der in _unverified_chain(ssl_object)]
+            return tls_info(writer.get_extra_info("ssl_object"))
     except (OSError, TimeoutError, ssl.SSLError, ValueError):
         return None
     finally:
         if writer is not None:
             writer.transport.abort()
+
+
+_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _allows(context: ssl.SSLContext, version: str) -> bool:
+    wanted = _VERSIONS.get(version)
+    if wanted is None:
+        return True
+    low, high = context.minimum_version, context.maximum_version
+    if low != ssl.TLSVersion.MINIMUM_SUPPORTED and wanted < low:
+        return False
+    return not (high != ssl.TLSVersion.MAXIMUM_SUPPORTED and wanted > high)
+
+
+def _with_peek(
+    exc: BaseException, ending: Ending, seen: TLSInfo, context: ssl.SSLContext, server_hostname: str
+) -> Ending:
+    """Refine a classification with what an unverified handshake showed."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return classify_client_tls_error(exc, server_hostname=server_hostname, chain=seen.chain)
+    if not _allows(context, seen.version):
+        low, high = context.minimum_version.name, context.maximum_version.name
+        return _tls(
+            "tls.version",
+            f"the server speaks {seen.version}; this client allows {low} to {high}".replace("_", "."),
+        )
+    return ending
 
 
 async def start_client_tls(
@@ -308,9 +346,18 @@ async def start_client_tls(
             new = await loop.start_tls(transport, protocol, ssl_context, server_hostname=server_hostname)
     except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
         transport.abort()
-        chain = None
-        if isinstance(exc, ssl.SSLCertVerificationError) and address is not None:
-            chain = await _peek_chain(address, port, server_hostname, max(timeout, 1.0))
-        raise TLSHandshakeError(classify_client_tls_error(exc, server_hostname=server_hostname, chain=chain)) from exc
+        ending = classify_client_tls_error(exc, server_hostname=server_hostname, chain=None)
+        if address is not None and ending.cause in (
+            "tls.other",
+            "tls.expired",
+            "tls.not_yet_valid",
+            "tls.untrusted",
+            "tls.self_signed",
+            "tls.hostname",
+        ):
+            seen = await _peek(address, port, server_hostname, max(timeout, 1.0))
+            if seen is not None:
+                ending = _with_peek(exc, ending, seen, ssl_context, server_hostname)
+        raise TLSHandshakeError(ending) from exc
     assert new is not None
     return new
