@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 from typing import Any
 
 import pytest
@@ -57,29 +55,8 @@ ws.onclose = (e) => {
 </script></body></html>
 """
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("Debian's chromium is needed: scripts/test installs it")
-    return path
-
-
-async def test_chromium_echo_with_deflate_and_close_code() -> None:
+async def test_chromium_echo_with_deflate_and_close_code(chromium: list[str]) -> None:
     reported: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     server_endings: list[wsdoctor.Ending] = []
 
@@ -100,21 +77,18 @@ async def test_chromium_echo_with_deflate_and_close_code() -> None:
             await ws.send(message)
 
     async with wsdoctor.serve(handler, "127.0.0.1", 0, process_request=page, max_size=None) as server:
-        with tempfile.TemporaryDirectory() as profile:
-            proc = await asyncio.create_subprocess_exec(
-                chromium(),
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--remote-debugging-port=0",
-                f"http://127.0.0.1:{server.port_number}/",
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            try:
-                result = await asyncio.wait_for(reported, 60)
-            finally:
-                proc.kill()
-                await proc.wait()
+        proc = await asyncio.create_subprocess_exec(
+            *chromium,
+            "--remote-debugging-port=0",
+            f"http://127.0.0.1:{server.port_number}/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            result = await asyncio.wait_for(reported, 60)
+        finally:
+            proc.kill()
+            await proc.wait()
     assert "permessage-deflate" in result["extensions"]
     assert result["text"] == "hello from the browser"
     assert result["binary"] == [0, 1, 2, 255]

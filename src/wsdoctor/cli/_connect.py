@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 
 import click
@@ -34,6 +35,15 @@ class Session:
         self.ws = ws
         self.console = console
         self.interactive = interactive
+        self.last_activity = time.monotonic()
+
+    async def settle(self, quiet: float = 0.5, limit: float = 10.0) -> None:
+        """At end of input, give replies in flight time to arrive before closing."""
+        start = time.monotonic()
+        while not self.ws.closed and time.monotonic() - start < limit:
+            if time.monotonic() - self.last_activity >= quiet:
+                return
+            await asyncio.sleep(0.05)
 
     def show(self, text: str, style: str = "") -> None:
         if self.interactive:
@@ -45,6 +55,7 @@ class Session:
     async def receive(self) -> None:
         try:
             async for message in self.ws:
+                self.last_activity = time.monotonic()
                 if isinstance(message, str):
                     self.show(f"< {message}" if self.interactive else message)
                 else:
@@ -71,14 +82,11 @@ class Session:
         return True
 
 
-async def _read_lines(queue: asyncio.Queue[str | None]) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            await queue.put(None)
-            return
-        await queue.put(line.rstrip("\n"))
+def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """Read stdin in a daemon thread: a blocked read must not keep the program alive."""
+    for line in sys.stdin:
+        loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
+    loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
 async def session(
@@ -94,7 +102,7 @@ async def session(
         s.show(f"connected to {url} (extensions: {ext}; subprotocol: {ws.subprotocol or 'none'})", "green")
     receiver = asyncio.create_task(s.receive())
     lines: asyncio.Queue[str | None] = asyncio.Queue()
-    reader = asyncio.create_task(_read_lines(lines))
+    threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), lines), daemon=True).start()
     try:
         while not ws.closed:
             get = asyncio.create_task(lines.get())
@@ -104,8 +112,10 @@ async def session(
                 break
             line = get.result()
             if line is None:
+                await s.settle()
                 await ws.close(1000)
                 break
+            s.last_activity = time.monotonic()
             try:
                 if not await s.handle(line):
                     break
@@ -114,7 +124,8 @@ async def session(
             except ConnectionClosed:
                 break
     finally:
-        reader.cancel()
+        if not ws.closed:
+            await ws.close()
     ending = await ws.wait_closed()
     await receiver
     return ending

@@ -234,6 +234,5 @@ def _when(x: Explanation, other: Explanation, labels: dict[str, Any]) -> str:
     stage = _word(labels, "stage", x.stage)
     sender = _word(labels, "sender_phrase", x.sender)
     template: str = labels["when_each"]
-    return template.format(code=x.code, name=x.name, stage=stage, sender=sender, other=other.code).strip() + (
-        " " + x.causes[0] if x.causes else ""
-    )
+    cause = x.causes[0] if x.causes else ""
+    return template.format(code=x.code, name=x.name, stage=stage, sender=sender, other=other.code, cause=cause)

@@ -1,0 +1,36 @@
+"""Shared test fixtures: a headless Chromium that can reach nothing but loopback."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Headless, no background traffic, and a resolver that answers NOTFOUND for every
+# host name: pages can only reach IP literals on loopback (and file:// URLs).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[list[str]]:
+    """The command line that starts Chromium with a fresh profile and the flags above."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Debian's chromium is needed: scripts/test installs it")
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    yield [path, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
