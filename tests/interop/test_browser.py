@@ -14,8 +14,6 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
-
 import wsdoctor
 from wsdoctor import WebSocketConnection
 
