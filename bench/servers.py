@@ -80,7 +80,8 @@ SERVERS = {
     "picows": run_picows,
 }
 
-if __name__ == "__main__":
+
+def main() -> None:
     name, port = sys.argv[1], int(sys.argv[2])
     if "--uvloop" in sys.argv:
         import uvloop
@@ -88,3 +89,26 @@ if __name__ == "__main__":
         uvloop.run(SERVERS[name](port))
     else:
         asyncio.run(SERVERS[name](port))
+
+
+if __name__ == "__main__":
+    if "--profile" in sys.argv:
+        # --profile FILE: run under cProfile until SIGTERM, then write the stats to FILE.
+        import cProfile
+        import signal
+
+        out = sys.argv[sys.argv.index("--profile") + 1]
+
+        def stop(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        profiler = cProfile.Profile()
+        try:
+            profiler.runcall(main)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            profiler.dump_stats(out)
+    else:
+        main()

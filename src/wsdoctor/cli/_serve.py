@@ -84,6 +84,13 @@ async def serve_echo(
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain (wss://).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key for --tls-cert.")
 @click.option("--no-compression", is_flag=True, help="Do not negotiate permessage-deflate.")
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
+)
 @click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
 def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, no_compression: bool, lang: str) -> None:
     """Run an echo server that prints how each connection ended, explained."""
