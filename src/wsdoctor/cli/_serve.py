@@ -56,6 +56,7 @@ async def serve_echo(
     port: int,
     context: ssl.SSLContext | None,
     compression: bool,
+    max_size: int,
     console: Console,
     lang: str,
 ) -> None:
@@ -65,7 +66,9 @@ async def serve_echo(
     handler = EndingHandler(console, lang)
     logger.addHandler(handler)
     try:
-        async with ws_serve(echo, host, port, ssl=context, compression="deflate" if compression else None) as server:
+        async with ws_serve(
+            echo, host, port, ssl=context, compression="deflate" if compression else None, max_size=max_size
+        ) as server:
             for url in server.urls:
                 console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
             loop = asyncio.get_running_loop()
@@ -92,7 +95,15 @@ async def serve_echo(
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
 )
 @click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
-def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, no_compression: bool, lang: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    no_compression: bool,
+    max_size: int,
+    lang: str,
+) -> None:
     """Run an echo server that prints how each connection ended, explained."""
     context = None
     if tls_cert or tls_key:
@@ -105,6 +116,6 @@ def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, no_co
             raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
     console = Console(highlight=False)
     try:
-        run(serve_echo(host, port, context, not no_compression, console, lang))
+        run(serve_echo(host, port, context, not no_compression, max_size, console, lang))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
