@@ -387,3 +387,51 @@ async def test_slow_reader_pauses_transport(echo_server: wsdoctor.Server) -> Non
         await asyncio.sleep(0.2)
         assert ws._paused_reading
         assert [await ws.recv() for _ in payloads] == payloads
+
+
+async def test_server_reports_1010_from_client(caplog: pytest.LogCaptureFixture) -> None:
+    """A server without deflate, a client that requires it: both sides say 1010 and why."""
+    caplog.set_level(logging.INFO, "wsdoctor.server")
+    seen: asyncio.Future[wsdoctor.Ending] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: WebSocketConnection) -> None:
+        try:
+            await ws.recv()
+        except wsdoctor.ConnectionClosed as exc:
+            seen.set_result(exc.ending)
+
+    async with asyncio.timeout(10), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
+        with pytest.raises(wsdoctor.NegotiationError) as info:
+            await wsdoctor.connect(url(server), require_extensions=["permessage-deflate"])
+        assert info.value.ending.code == 1010
+        remote = await seen
+    assert (remote.code, remote.cause) == (1010, "extension.missing")
+    assert "permessage-deflate" in remote.reason and "permessage-deflate" in remote.detail
+    logged = [r.ending for r in caplog.records if hasattr(r, "ending")]
+    assert any(e.code == 1010 and "permessage-deflate" in e.reason for e in logged)
+
+
+async def test_send_waits_when_peer_does_not_read() -> None:
+    """Above the write buffer's high-water mark, send() waits instead of buffering without end."""
+    release = asyncio.Event()
+
+    async def stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(reader, writer)
+        await release.wait()
+        writer.close()
+
+    server, port = await raw_server(stalled)
+    async with server:
+        ws = await wsdoctor.connect(f"ws://127.0.0.1:{port}/", compression=None, write_limit=1 << 16)
+        chunk = os.urandom(1 << 20)
+        sent = 0
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(3):
+                while True:
+                    await ws.send(chunk)
+                    sent += 1
+        # The kernel's buffers absorb a few MiB; the rest was held back by send() itself.
+        assert sent < 64
+        assert ws.transport is not None and ws.transport.get_write_buffer_size() < 4 << 20
+        release.set()
+        ws.transport.abort()

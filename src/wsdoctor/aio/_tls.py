@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _ssl
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -267,7 +268,7 @@ def classify_server_tls_error(exc: BaseException) -> Ending:
         return _tls(
             "tls.client_rejected",
             "the client dropped the connection during the TLS handshake, as a client that rejects the "
-            f"certificate does (with TLS 1.3 its alert often arrives as a reset): {reason}",
+            "certificate does (with TLS 1.3 its alert often arrives as a reset)" + (f": {reason}" if reason else ""),
             "remote",
         )
     return _tls("tls.other", reason, "remote")
@@ -287,7 +288,11 @@ async def _peek(host: str, port: int, server_hostname: str, timeout: float) -> T
         return None
     finally:
         if writer is not None:
-            writer.transport.abort()
+            # Close politely: an abort right after the handshake looks, to the server,
+            # like a client that rejected its certificate.
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
 _VERSIONS = {

@@ -88,7 +88,7 @@ def demo(lang: str, as_json: bool, timeout: float) -> None:
         else:
             name = ending.explanation(lang).name
             found = f"{ending.code} {name}\n{ending.cause}" + (f"\n{ending.detail}" if ending.detail else "")
-            fix = "" if o.result.ok else ending.cause_text(lang).fix
+            fix = "" if o.result.ok else ending.fix_text(lang)
         table.add_row(
             o.scenario.name,
             o.scenario.description,

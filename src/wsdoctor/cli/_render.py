@@ -66,7 +66,7 @@ def render_ending(console: Console, ending: Ending, lang: str = "en") -> None:
     text.append(f"  ({labels['cause']}: {ending.cause})\n")
     summary = cause.summary[:1].upper() + cause.summary[1:]
     text.append(summary + "\n")
-    if ending.detail:
+    if ending.detail and ending.detail != ending.reason:
         text.append(f"{labels['detail']}: ", style="bold")
         text.append(f"{ending.detail}\n")
     if ending.reason:
@@ -75,9 +75,7 @@ def render_ending(console: Console, ending: Ending, lang: str = "en") -> None:
     text.append(f"\n{exp.headings[0]}\n", style="bold cyan")
     text.append(f"{exp.meaning}\n")
     text.append(f"\n{exp.headings[2]}\n", style="bold cyan")
-    text.append(f"{cause.fix}\n")
-    if cause.fix != exp.fix:
-        text.append(f"{exp.fix}\n")
+    text.append(f"{ending.fix_text(lang)}\n")
     if console.is_terminal:
         console.print(Panel(text, border_style="red" if not ending.ok else "green"))
     else:

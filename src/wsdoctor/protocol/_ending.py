@@ -19,6 +19,9 @@ __all__ = ["CloseFrame", "Ending", "Initiator"]
 
 Initiator = Literal["local", "remote", "none"]
 
+# Causes that say who closed but not why: the close code's own text explains more.
+_GENERIC_CAUSES = frozenset({"closed.by_peer", "closed.locally", "closed.no_status"})
+
 
 @dataclass(frozen=True, slots=True)
 class CloseFrame:
@@ -79,9 +82,15 @@ class Ending:
     def name(self) -> str:
         return self.explanation().name
 
+    def fix_text(self, lang: str = "en") -> str:
+        """The fix to show: the cause's own, or the code's when the cause only says who closed."""
+        if self.cause in _GENERIC_CAUSES:
+            return self.explanation(lang).fix
+        return self.cause_text(lang).fix
+
     @property
     def fix(self) -> str:
-        return self.cause_text().fix
+        return self.fix_text()
 
     def sentence(self, lang: str = "en") -> str:
         """One sentence a person can act on: what happened, the code, the cause."""
@@ -115,5 +124,5 @@ class Ending:
             "summary": text.summary,
             "explanation": exp.meaning,
             "when": exp.when,
-            "fix": text.fix,
+            "fix": self.fix_text(lang),
         }
