@@ -9,6 +9,7 @@ from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
 from wsdoctor.knowledge import CloseCode, explain
+from wsdoctor.protocol._deflate import DeflateConfig
 from wsdoctor.protocol._ending import CloseFrame, Ending
 from wsdoctor.protocol._errors import (
     ConnectionClosed,
@@ -32,6 +33,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "DeflateConfig",
     "DialError",
     "Ending",
     "HandshakeError",

@@ -1,1 +1,7 @@
-"""wsdoctor.aio."""
+"""The asyncio client and server."""
+
+from wsdoctor.aio.client import Step, connect
+from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import Server, serve
+
+__all__ = ["Server", "Step", "WebSocketConnection", "connect", "serve"]
