@@ -435,3 +435,30 @@ async def test_send_waits_when_peer_does_not_read() -> None:
         assert ws.transport is not None and ws.transport.get_write_buffer_size() < 4 << 20
         release.set()
         ws.transport.abort()
+
+
+async def test_echo_of_message_before_violation_precedes_close() -> None:
+    """A valid message, then a frame with a reserved bit: the echo goes out before Close 1002."""
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async with asyncio.timeout(10), wsdoctor.serve(echo, "127.0.0.1", 0, compression=None) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port_number)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        mask = b"\x01\x02\x03\x04"
+
+        def frame(b0: int, payload: bytes) -> bytes:
+            return bytes([b0, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+        writer.write(frame(0x81, b"Hello, world!") + frame(0xC1, b"bad") + frame(0x89, b""))
+        got.set_result(await reader.read())
+        writer.close()
+    data = await got
+    assert data.startswith(b"\x81\x0dHello, world!")
+    assert data[15:] == b"\x88\x02\x03\xea"

@@ -170,8 +170,9 @@ def test_any_chunking_gives_same_messages(payloads: list[str], cuts: list[int]) 
 def test_server_fails_with_1002(data: bytes, cause: str) -> None:
     conn = server()
     assert conn.receive_data(data) == []
-    assert conn.failed and conn.should_close_transport
+    assert conn.failed and not conn.should_close_transport  # the Close frame is not out yet
     assert conn.data_to_send() == b"\x88\x02\x03\xea"
+    assert conn.should_close_transport
     assert failure(conn) == (1002, cause)
 
 
@@ -274,6 +275,7 @@ def test_message_at_limit_is_accepted() -> None:
 def test_frame_too_big() -> None:
     conn = server(max_frame_size=4)
     conn.receive_data(masked(0x82, b"x" * 5))
+    assert conn.data_to_send() == b"\x88\x02\x03\xf1"
     assert failure(conn) == (1009, "frame.too_big")
     assert conn.close_sent is not None and conn.close_sent.code == 1009
 
@@ -459,3 +461,21 @@ def test_python_and_c_masking_agree() -> None:
     for n in range(0, 70):
         data = bytes(range(n))
         assert apply_mask(data, MASK) == py_apply_mask(data, MASK)
+
+
+def test_deferred_failure_lets_earlier_messages_be_answered() -> None:
+    """With defer_failure, replies to messages before a violation precede the Close frame."""
+    conn = server()
+    conn.defer_failure = True
+    events = conn.receive_data(masked(0x81, b"first") + masked(0xC1, b"bad rsv"))
+    assert events == [TextMessage("first")]
+    assert conn.failure_pending and conn.data_to_send() == b""
+    reply = conn.send_text("first")  # the application answers the message it got
+    conn.commit_failure()
+    assert conn.data_to_send() == b"\x88\x02\x03\xea"
+    assert reply == b"\x81\x05first"
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("too late")
+    ending = conn.receive_eof()
+    assert (ending.code, ending.cause) == (1002, "protocol.reserved_bits")
+    assert ending.sent is not None and ending.sent.code == 1002

@@ -98,6 +98,7 @@ class WebSocketConnection(asyncio.Protocol):
     def attach(self, core: Connection, leftover: bytes) -> None:
         """Switch from the opening handshake to frames; feed bytes that came with the 101."""
         self.core = core
+        core.defer_failure = True
         self._handshake_receiver = None
         if self.ping_interval is not None:
             self._keepalive = self._loop.create_task(self._keepalive_loop())
@@ -142,8 +143,21 @@ class WebSocketConnection(asyncio.Protocol):
                 self.transport.pause_reading()
         if core.has_data_to_send:
             self._write(core.data_to_send())
-        if core.should_close_transport:
+        if core.failure_pending:
+            # The peer broke the protocol. Messages that came before the violation were
+            # just delivered: let the tasks waiting for them run first (this callback is
+            # queued after their wake-ups), so that their replies precede our Close frame.
+            self._loop.call_soon(self._commit_failure)
+        elif core.should_close_transport:
             self._close_transport_soon()
+
+    def _commit_failure(self) -> None:
+        core = self.core
+        if core is None or not core.failure_pending or self._closed.done():
+            return
+        core.commit_failure()
+        self._write(core.data_to_send())
+        self._close_transport_soon()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: a WebSocket never half-closes

@@ -123,6 +123,10 @@ class Connection:
         self._buf = bytearray()
         self._out = bytearray()
         self._failure: tuple[int, str, str] | None = None
+        self._pending_close: bytes | None = None
+        # When True, the Close frame that answers a peer's violation waits for
+        # commit_failure(); when False (the default) data_to_send() includes it.
+        self.defer_failure = False
         self._local_cause: str | None = None
         self._local_detail = ""
         # The message being received: opcode (0 = none), parts, size so far.
@@ -235,17 +239,35 @@ class Connection:
         then flushes :meth:`data_to_send` and closes the transport.
         """
         self._fail(code, cause, detail)
+        self.commit_failure()
 
     def _fail(self, code: int, cause: str, detail: str) -> None:
         if self._failure is None and self.state is not State.CLOSED:
             self._failure = (code, cause, detail)
             if self.close_sent is None and self.close_received is None:
-                self._out += self._frame(_OP_CLOSE, self._close_payload(code, ""), True, False)
-                self.close_sent = CloseFrame(code, "")
-                self.received_first = False
+                self._pending_close = self._frame(_OP_CLOSE, self._close_payload(code, ""), True, False)
             self.state = State.CLOSING
         self._buf.clear()
         self._frame_remaining = 0
+
+    @property
+    def failure_pending(self) -> bool:
+        """A peer's violation was found but our Close frame is not queued yet (see defer_failure)."""
+        return self._pending_close is not None
+
+    def commit_failure(self) -> None:
+        """Queue the Close frame of a failure; from here on nothing else may be sent.
+
+        With ``defer_failure`` set, the I/O layer calls this once the application has
+        had its turn to answer the messages that arrived before the violation, so that
+        those answers go out ahead of the Close frame.
+        """
+        pending = self._pending_close
+        if pending is not None and self._failure is not None:
+            self._pending_close = None
+            self._out += pending
+            self.close_sent = CloseFrame(self._failure[0], "")
+            self.received_first = False
 
     def _frame(self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool, rsv1: bool) -> bytes:
         header = _frame_header(opcode, len(payload), fin, rsv1, self._mask_bit)
@@ -256,6 +278,8 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Bytes the core queued by itself (Pong replies, the answering Close frame)."""
+        if self._pending_close is not None and not self.defer_failure:
+            self.commit_failure()
         if not self._out:
             return b""
         out = bytes(self._out)
@@ -264,7 +288,7 @@ class Connection:
 
     @property
     def has_data_to_send(self) -> bool:
-        return bool(self._out)
+        return bool(self._out) or (self._pending_close is not None and not self.defer_failure)
 
     @property
     def close_handshake_done(self) -> bool:
@@ -279,7 +303,7 @@ class Connection:
         has the server close TCP first; a client waits for that (bounded by its close
         timeout) before closing on its own, which the I/O layer handles.
         """
-        return self._failure is not None or self.close_handshake_done
+        return (self._failure is not None and self._pending_close is None) or self.close_handshake_done
 
     @property
     def failed(self) -> bool:
