@@ -32,6 +32,8 @@ __all__ = ["WebSocketConnection"]
 
 Data = str | bytes
 
+_READ_SIZE = 256 * 1024
+
 _EOF_CAUSES: dict[type[BaseException], str] = {
     ConnectionResetError: "tcp.reset",
     BrokenPipeError: "tcp.reset",
@@ -40,7 +42,7 @@ _EOF_CAUSES: dict[type[BaseException], str] = {
 }
 
 
-class WebSocketConnection(asyncio.Protocol):
+class WebSocketConnection(asyncio.BufferedProtocol):
     """A WebSocket connection after a successful opening handshake.
 
     Used by both :func:`wsdoctor.connect` and :func:`wsdoctor.serve`; applications
@@ -92,6 +94,10 @@ class WebSocketConnection(asyncio.Protocol):
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
         self._early = bytearray()
+        # One receive buffer for the life of the connection: the transport reads into it
+        # (recv_into), the core parses it in place and copies out only what it keeps.
+        self._rbuf = bytearray(_READ_SIZE)
+        self._rview = memoryview(self._rbuf)
 
     # ------------------------------------------------------------ life cycle
 
@@ -103,7 +109,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self.ping_interval is not None:
             self._keepalive = self._loop.create_task(self._keepalive_loop())
         if leftover:
-            self.data_received(leftover)
+            self.data_received(leftover)  # bytes from the handshake parser, not our buffer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but offer the same API.
@@ -112,11 +118,17 @@ class WebSocketConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self.write_limit)
         self.remote_address = transport.get_extra_info("peername")
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rview
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._rview[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         core = self.core
         if core is None:
             if self._handshake_receiver is not None:
-                self._handshake_receiver(data)
+                self._handshake_receiver(bytes(data))
             else:
                 self._early += data
             return

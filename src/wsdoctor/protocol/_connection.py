@@ -311,15 +311,19 @@ class Connection:
 
     # ---------------------------------------------------------------- receiving
 
-    def receive_data(self, data: bytes | bytearray) -> list[Event]:
-        """Feed bytes read from the transport; returns the events they complete."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed bytes read from the transport; returns the events they complete.
+
+        ``data`` may be a view of the caller's reusable read buffer: nothing the core
+        keeps (events, partial messages, leftover bytes) refers to it after this returns.
+        """
         events: list[Event] = []
         if self.close_received is not None or self._failure is not None or self.state is State.CLOSED:
             return events  # RFC 6455 5.5.1: nothing after a Close frame; nothing after failing
         buf = self._buf
         if buf:
             buf += data
-            src: bytes | bytearray = buf
+            src: bytes | bytearray | memoryview = buf
         else:
             src = data
         try:
@@ -333,7 +337,7 @@ class Connection:
             buf += memoryview(src)[pos:]
         return events
 
-    def _parse(self, src: bytes | bytearray, events: list[Event]) -> int:
+    def _parse(self, src: bytes | bytearray | memoryview, events: list[Event]) -> int:
         n = len(src)
         pos = 0
         with memoryview(src) as mv:
