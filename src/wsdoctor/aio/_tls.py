@@ -145,6 +145,27 @@ def _tls(cause: str, detail: str, initiator: str = "local", **details: str) -> E
     return Ending(code=1015, cause=cause, initiator=initiator, detail=detail, details=details)  # type: ignore[arg-type]
 
 
+# OpenSSL reason codes, by what they tell about the other side.
+_NOT_TLS_MARKS = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "HTTP_REQUEST",
+    "PACKET_LENGTH_TOO_LONG",
+    "UNKNOWN_PROTOCOL",
+)
+_VERSION_MARKS = (
+    "PROTOCOL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE",
+    "VERSION_TOO_LOW",
+    "VERSION_TOO_HIGH",
+)
+
+
+def _marked(reason: str, marks: tuple[str, ...]) -> bool:
+    return any(mark in reason for mark in marks)
+
+
 def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason or exc)
@@ -200,27 +221,9 @@ def classify_client_tls_error(
         return _tls("tls.other", f"certificate verification failed: {message}")
     reason = _reason(exc)
     upper = reason.upper()
-    if any(
-        k in upper
-        for k in (
-            "WRONG_VERSION_NUMBER",
-            "RECORD_LAYER_FAILURE",
-            "HTTP_REQUEST",
-            "PACKET_LENGTH_TOO_LONG",
-            "UNKNOWN_PROTOCOL",
-        )
-    ):
+    if _marked(upper, _NOT_TLS_MARKS):
         return _tls("tls.not_tls", f"the server did not answer with TLS ({reason})")
-    if any(
-        k in upper
-        for k in (
-            "PROTOCOL_VERSION",
-            "UNSUPPORTED_PROTOCOL",
-            "NO_PROTOCOLS_AVAILABLE",
-            "VERSION_TOO_LOW",
-            "VERSION_TOO_HIGH",
-        )
-    ):
+    if _marked(upper, _VERSION_MARKS):
         return _tls("tls.version", f"no TLS version in common ({reason})")
     if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in upper:
         return _tls("tls.other", f"the server closed the connection during the TLS handshake ({reason})")
@@ -251,18 +254,9 @@ def classify_server_tls_error(exc: BaseException) -> Ending:
         )
     ):
         return _tls("tls.client_rejected", f"the client rejected our certificate: {reason}", "remote")
-    if any(k in upper for k in ("HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE")):
+    if _marked(upper, _NOT_TLS_MARKS):
         return _tls("tls.not_tls", f"the client did not speak TLS ({reason})", "remote")
-    if any(
-        k in upper
-        for k in (
-            "PROTOCOL_VERSION",
-            "UNSUPPORTED_PROTOCOL",
-            "NO_PROTOCOLS_AVAILABLE",
-            "VERSION_TOO_LOW",
-            "VERSION_TOO_HIGH",
-        )
-    ):
+    if _marked(upper, _VERSION_MARKS):
         return _tls("tls.version", f"no TLS version in common with the client ({reason})", "remote")
     if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in upper:
         return _tls(
