@@ -5,6 +5,7 @@ subpackages (``wsdoctor.protocol`` for the sans-I/O core, ``wsdoctor.aio`` for t
 asyncio client and server, ``wsdoctor.knowledge`` for the close-code registry).
 """
 
+from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
@@ -47,5 +48,6 @@ __all__ = [
     "WebSocketError",
     "connect",
     "explain",
+    "run",
     "serve",
 ]

@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from wsdoctor.aio._run import run
 from wsdoctor.aio.client import Step
-from wsdoctor.cli._options import dial_options, parse_headers, run, ssl_for, validate_url
+from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
 from wsdoctor.cli._render import render_ending
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
 
@@ -67,8 +68,11 @@ def describe(step: Step) -> str:
         return text + (f"; Sec-WebSocket-Extensions: {ext}" if ext else "; no Sec-WebSocket-Extensions")
     if step.name == "negotiate":
         ext = ", ".join(d.get("extensions") or []) or "none"
+        offered = d.get("offered") or "nothing"
+        required = ", ".join(d.get("required") or []) or "nothing"
         sub = d.get("subprotocol") or "none"
-        return f"extensions: {ext}; subprotocol: {sub}"
+        asked = ", ".join(d.get("subprotocols_offered") or []) or "none"
+        return f"extensions: {ext} (offered: {offered}; required: {required}); subprotocol: {sub} (offered: {asked})"
     if step.name == "ping":
         return f"round trip {d.get('rtt_ms', 0):.2f} ms"
     if step.name == "close":

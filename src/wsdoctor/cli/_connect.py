@@ -10,9 +10,10 @@ import time
 import click
 from rich.console import Console
 
+from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect as ws_connect
 from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.cli._options import dial_options, parse_headers, run, ssl_for, validate_url
+from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
 from wsdoctor.cli._render import render_ending
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from wsdoctor.cli._options import run
+from wsdoctor.aio._run import run
 from wsdoctor.diagnose.demo import Outcome, run_demo
 
 

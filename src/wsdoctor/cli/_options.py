@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -14,7 +13,6 @@ from wsdoctor.protocol._errors import WebSocketError
 from wsdoctor.protocol._uri import parse_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 def validate_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -74,12 +72,3 @@ def ssl_for(url: str, ca: str | None, insecure: bool) -> ssl.SSLContext | None:
         return client_ssl_context(ca, insecure)
     except (OSError, ssl.SSLError) as exc:
         raise click.BadParameter(f"cannot load {ca}: {exc}", param_hint="'--ca'") from None
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine, on uvloop when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)

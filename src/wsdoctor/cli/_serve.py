@@ -10,9 +10,9 @@ import ssl
 import click
 from rich.console import Console
 
+from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import serve as ws_serve
-from wsdoctor.cli._options import run
 from wsdoctor.cli._render import render_ending
 from wsdoctor.protocol._errors import ConnectionClosed
 
