@@ -479,3 +479,55 @@ def test_deferred_failure_lets_earlier_messages_be_answered() -> None:
     ending = conn.receive_eof()
     assert (ending.code, ending.cause) == (1002, "protocol.reserved_bits")
     assert ending.sent is not None and ending.sent.code == 1002
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=600),
+    cuts=st.lists(st.integers(min_value=1, max_value=64), max_size=20),
+    is_client=st.booleans(),
+)
+def test_hostile_bytes_never_crash(data: bytes, cuts: list[int], is_client: bool) -> None:
+    """Arbitrary input either yields events or fails the connection with a valid close code."""
+    from wsdoctor.protocol._deflate import PerMessageDeflate
+
+    conn = Connection(is_client, deflate=PerMessageDeflate(is_client=is_client), max_size=300)
+    pos = 0
+    for cut in [*cuts, len(data)]:
+        conn.receive_data(data[pos : pos + cut])
+        pos += cut
+    conn.data_to_send()
+    ending = conn.receive_eof()
+    assert ending.code in (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1009) or 1007 <= ending.code <= 4999
+    if conn.failed:
+        assert ending.sent is not None and ending.sent.code in (1002, 1007, 1009)
+
+
+frames_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([0x0, 0x1, 0x2, 0x8, 0x9, 0xA, 0x3]),
+        st.booleans(),  # fin
+        st.booleans(),  # rsv1
+        st.binary(max_size=200),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=frames_strategy, chunk=st.integers(min_value=1, max_value=50))
+def test_structured_fuzz_ends_cleanly(frames: list[tuple[int, bool, bool, bytes]], chunk: int) -> None:
+    """Plausible frame sequences: the server never raises and fails only with the right codes."""
+    from wsdoctor.protocol._deflate import PerMessageDeflate
+
+    stream = b"".join(
+        masked((0x80 if fin else 0) | (0x40 if rsv1 else 0) | op, payload) for op, fin, rsv1, payload in frames
+    )
+    conn = Connection(False, deflate=PerMessageDeflate(is_client=False), max_size=500)
+    for i in range(0, len(stream), chunk):
+        conn.receive_data(stream[i : i + chunk])
+    out = conn.data_to_send()
+    ending = conn.receive_eof()
+    if conn.failed:
+        assert ending.code in (1002, 1007, 1009)
+        assert out.endswith(b"\x88\x02" + ending.code.to_bytes(2, "big"))
