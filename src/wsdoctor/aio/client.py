@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import start_client_tls, tls_info
-from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.protocol._connection import Connection
+from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
@@ -108,15 +107,17 @@ class connect:
         self.extra_headers = list(extra_headers)
         self.origin = origin
         self.user_agent = user_agent
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.max_size = max_size
-        self.max_frame_size = max_frame_size
-        self.max_queue = max_queue
-        self.write_limit = write_limit
         self.trace = trace
+        self.limits = Limits(
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_size=max_size,
+            max_frame_size=max_frame_size,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        )
         self.logger = logger or logging.getLogger("wsdoctor.client")
         self.connection: WebSocketConnection | None = None
 
@@ -142,17 +143,9 @@ class connect:
 
     async def _dial(self) -> WebSocketConnection:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.open_timeout
+        deadline = loop.time() + self.limits.open_timeout
         wsuri = self.wsuri
-        ws = WebSocketConnection(
-            is_client=True,
-            max_queue=self.max_queue,
-            write_limit=self.write_limit,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout,
-            logger=self.logger,
-        )
+        ws = self.limits.new_connection(is_client=True, logger=self.logger)
 
         # DNS
         started = time.perf_counter()
@@ -211,7 +204,9 @@ class connect:
     def _tcp_error(self, exc: BaseException | None) -> DialError:
         host, port = self.wsuri.host, self.wsuri.port
         if isinstance(exc, TimeoutError):
-            return _dial_error(1006, "tcp.timeout", f"{host}:{port} did not accept within {self.open_timeout:g} s")
+            return _dial_error(
+                1006, "tcp.timeout", f"{host}:{port} did not accept within {self.limits.open_timeout:g} s"
+            )
         if isinstance(exc, ConnectionRefusedError):
             return _dial_error(1006, "tcp.refused", f"nothing is listening on {host}:{port}")
         if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
@@ -242,7 +237,7 @@ class connect:
                 self._report("tls", False, started, cause=exc.ending.cause, error=exc.ending.detail)
                 raise
             ws.transport = transport
-            transport.set_write_buffer_limits(high=self.write_limit)
+            transport.set_write_buffer_limits(high=self.limits.write_limit)
             ssl_object = transport.get_extra_info("ssl_object")
             details: dict[str, Any] = {}
             if ssl_object is not None:
@@ -272,7 +267,7 @@ class connect:
                     code=1006,
                     cause="handshake.timeout",
                     initiator="local",
-                    detail=f"no complete HTTP response within {self.open_timeout:g} s",
+                    detail=f"no complete HTTP response within {self.limits.open_timeout:g} s",
                 )
             ) from None
         except WebSocketError as exc:
@@ -331,7 +326,7 @@ class connect:
                         detail=f"the server answered with {name!r}, which was not offered or is repeated",
                     )
                 )
-        core = Connection(True, deflate=codec, max_size=self.max_size, max_frame_size=self.max_frame_size)
+        core = self.limits.new_core(is_client=True, deflate=codec)
         ws.subprotocol = accepted.subprotocol
         ws.extensions = negotiated
         ws.response_headers = response.headers

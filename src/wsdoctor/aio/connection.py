@@ -21,14 +21,16 @@ import os
 import struct
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from wsdoctor.protocol._connection import Connection
+from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
 
-__all__ = ["WebSocketConnection"]
+__all__ = ["Limits", "WebSocketConnection"]
 
 Data = str | bytes
 
@@ -40,6 +42,34 @@ _EOF_CAUSES: dict[type[BaseException], str] = {
     ConnectionAbortedError: "tcp.reset",
     TimeoutError: "tcp.timeout",
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The per-connection settings that connect() and serve() share, in one place."""
+
+    open_timeout: float = 10.0
+    close_timeout: float = 10.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    max_size: int | None = 1 << 20
+    max_frame_size: int | None = None
+    max_queue: int | None = 16
+    write_limit: int = 1 << 16
+
+    def new_connection(self, *, is_client: bool, logger: logging.Logger) -> WebSocketConnection:
+        return WebSocketConnection(
+            is_client=is_client,
+            max_queue=self.max_queue,
+            write_limit=self.write_limit,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+            logger=logger,
+        )
+
+    def new_core(self, *, is_client: bool, deflate: PerMessageDeflate | None) -> Connection:
+        return Connection(is_client, deflate=deflate, max_size=self.max_size, max_frame_size=self.max_frame_size)
 
 
 class WebSocketConnection(asyncio.BufferedProtocol):

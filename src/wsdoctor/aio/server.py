@@ -22,8 +22,7 @@ from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import classify_server_tls_error
-from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.protocol._connection import Connection
+from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
@@ -78,14 +77,16 @@ class Server:
         self.extra_headers = list(extra_headers)
         if server_header:
             self.extra_headers.append(("Server", server_header))
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.max_size = max_size
-        self.max_frame_size = max_frame_size
-        self.max_queue = max_queue
-        self.write_limit = write_limit
+        self.limits = Limits(
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_size=max_size,
+            max_frame_size=max_frame_size,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        )
         self.logger = logger or logging.getLogger("wsdoctor.server")
         self.sock = sock
         self.connections: set[WebSocketConnection] = set()
@@ -136,7 +137,9 @@ class Server:
         self.connections.add(ws)
         try:
             assert self.ssl is not None
-            await loop.connect_accepted_socket(lambda: ws, conn, ssl=self.ssl, ssl_handshake_timeout=self.open_timeout)
+            await loop.connect_accepted_socket(
+                lambda: ws, conn, ssl=self.ssl, ssl_handshake_timeout=self.limits.open_timeout
+            )
         except (OSError, TimeoutError, ssl_module.SSLError) as exc:
             conn.close()
             self.connections.discard(ws)
@@ -193,13 +196,13 @@ class Server:
         if self.connections:
             await asyncio.wait(
                 [asyncio.ensure_future(ws.wait_closed()) for ws in self.connections],
-                timeout=self.close_timeout + 1.0,
+                timeout=self.limits.close_timeout + 1.0,
             )
         for ws in list(self.connections):
             if ws.transport is not None and not ws.closed:
                 ws.transport.abort()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self.close_timeout)
+            await asyncio.wait(list(self._tasks), timeout=self.limits.close_timeout)
         for task in list(self._tasks):
             task.cancel()
         if self._server is not None:
@@ -231,15 +234,7 @@ class Server:
         return ws
 
     def _new_connection(self) -> WebSocketConnection:
-        return WebSocketConnection(
-            is_client=False,
-            max_queue=self.max_queue,
-            write_limit=self.write_limit,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout,
-            logger=self.logger,
-        )
+        return self.limits.new_connection(is_client=False, logger=self.logger)
 
     async def _run(self, ws: WebSocketConnection) -> None:
         try:
@@ -260,7 +255,7 @@ class Server:
         transport = ws.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.open_timeout
+        deadline = loop.time() + self.limits.open_timeout
         handshake = ServerHandshake()
         try:
             async with asyncio.timeout_at(deadline):
@@ -275,7 +270,7 @@ class Server:
                     code=1006,
                     cause="handshake.timeout",
                     initiator="remote",
-                    detail=f"no complete upgrade request within {self.open_timeout:g} s",
+                    detail=f"no complete upgrade request within {self.limits.open_timeout:g} s",
                 ),
             )
             return False
@@ -352,7 +347,7 @@ class Server:
             transport.close()
             return False
         ws.attach(
-            Connection(False, deflate=codec, max_size=self.max_size, max_frame_size=self.max_frame_size),
+            self.limits.new_core(is_client=False, deflate=codec),
             handshake.leftover,
         )
         return True
