@@ -286,3 +286,23 @@ def test_demo_passes_and_reports_every_scenario() -> None:
         "no-pong": (1011, "keepalive.timeout"),
         "internal-error": (1011, "closed.by_peer"),
     }
+
+
+async def test_check_in_spanish() -> None:
+    async with wsdoctor.serve(echo, HOST, 0, compression=None) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "wsdoctor",
+            "check",
+            f"ws://{HOST}:{server.port_number}/",
+            "--require-extension",
+            "permessage-deflate",
+            "--lang",
+            "es",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 7
+    assert "Negociación: FALLÓ" in text and "1010 Extensión obligatoria" in text and "Cómo solucionarlo" in text

@@ -14,16 +14,18 @@ from wsdoctor.aio.client import Step
 from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
 from wsdoctor.cli._render import render_ending
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
+from wsdoctor.knowledge import _texts
 
-STEP_TITLES = {
-    "dns": "DNS",
-    "tcp": "TCP",
-    "tls": "TLS",
-    "http": "HTTP upgrade",
-    "negotiate": "Negotiation",
-    "ping": "Ping",
-    "close": "Close",
-}
+
+def ui(lang: str) -> dict[str, Any]:
+    """The command's own words in ``lang`` (kept with the registry's texts)."""
+    words: dict[str, Any] = _texts(lang)["labels"]["ui"]
+    return words
+
+
+def title(step: Step, lang: str) -> str:
+    return str(ui(lang)["steps"].get(step.name, step.name))
+
 
 EPILOG = f"""\b
 Examples:
@@ -81,19 +83,20 @@ def describe(step: Step) -> str:
 
 
 def render_result(console: Console, result: CheckResult, lang: str = "en") -> None:
+    words = ui(lang)
     table = Table(title=f"wsdoctor check {result.url}", title_justify="left", show_lines=False)
-    table.add_column("step")
-    table.add_column("result")
-    table.add_column("time", justify="right")
-    table.add_column("details", overflow="fold")
+    table.add_column(words["step"])
+    table.add_column(words["result"])
+    table.add_column(words["time"], justify="right")
+    table.add_column(words["details"], overflow="fold")
     for step in result.steps:
-        mark = "[green]ok[/green]" if step.ok else "[bold red]FAILED[/bold red]"
-        table.add_row(STEP_TITLES.get(step.name, step.name), mark, f"{step.ms:.1f} ms", describe(step))
+        mark = f"[green]{words['ok']}[/green]" if step.ok else f"[bold red]{words['failed']}[/bold red]"
+        table.add_row(title(step, lang), mark, f"{step.ms:.1f} ms", describe(step))
     console.print(table)
     if result.ending is not None and not result.ok:
         render_ending(console, result.ending, lang)
     elif result.ok:
-        console.print("[bold green]Healthy:[/bold green] every step passed and the connection closed cleanly.")
+        console.print(f"[bold green]{words['healthy']}[/bold green]")
 
 
 @click.command(epilog=EPILOG)
@@ -131,10 +134,10 @@ def check(
         if as_json:
             return
         if status is not None:
-            status.update(f"{STEP_TITLES.get(step.name, step.name)} done ...")
+            status.update(f"{title(step, lang)} ...")
         else:
-            mark = "ok" if step.ok else "FAILED"
-            console.print(f"{STEP_TITLES.get(step.name, step.name)}: {mark} ({step.ms:.1f} ms) {describe(step)}")
+            mark = ui(lang)["ok"] if step.ok else ui(lang)["failed"]
+            console.print(f"{title(step, lang)}: {mark} ({step.ms:.1f} ms) {describe(step)}", markup=False)
 
     try:
         result = run(
@@ -159,5 +162,5 @@ def check(
         if result.ending is not None and not result.ok:
             render_ending(console, result.ending, lang)
         elif result.ok:
-            console.print("Healthy: every step passed and the connection closed cleanly.")
+            console.print(ui(lang)["healthy"], markup=False)
     raise SystemExit(exit_code(result))

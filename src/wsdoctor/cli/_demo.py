@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wsdoctor.aio._run import run
+from wsdoctor.cli._check import ui
 from wsdoctor.diagnose.demo import Outcome, run_demo
 
 
@@ -71,15 +72,12 @@ def demo(lang: str, as_json: bool, timeout: float) -> None:
             )
         )
         raise SystemExit(0 if ok else 1)
-    table = Table(
-        title="wsdoctor demo: what each broken server looks like to wsdoctor check",
-        title_justify="left",
-        show_lines=True,
-    )
-    table.add_column("scenario")
-    table.add_column("set up")
-    table.add_column("found", overflow="fold")
-    table.add_column("how to fix it", overflow="fold")
+    words = ui(lang)
+    table = Table(title=words["demo_title"], title_justify="left", show_lines=True)
+    table.add_column(words["scenario"])
+    table.add_column(words["set_up"])
+    table.add_column(words["found"], overflow="fold")
+    table.add_column(words["how_to_fix"], overflow="fold")
     table.add_column("")
     for o in outcomes:
         ending = o.result.ending
@@ -97,6 +95,6 @@ def demo(lang: str, as_json: bool, timeout: float) -> None:
             "[green]✓[/green]" if o.matches else "[red]✗[/red]",
         )
     console.print(table)
-    summary = f"{sum(o.matches for o in outcomes)} of {len(outcomes)} diagnoses match what was set up."
+    summary = words["demo_summary"].format(matched=sum(o.matches for o in outcomes), total=len(outcomes))
     console.print(f"[bold {'green' if ok else 'red'}]{summary}[/]")
     raise SystemExit(0 if ok else 1)
