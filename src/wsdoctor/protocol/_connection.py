@@ -247,7 +247,9 @@ class Connection:
             if self.close_sent is None and self.close_received is None:
                 self._pending_close = self._frame(_OP_CLOSE, self._close_payload(code, ""), True, False)
             self.state = State.CLOSING
-        self._buf.clear()
+        # A new buffer, not clear(): a view of the old one may still be alive in the
+        # traceback of the ProtocolError that brought us here, and clear() would raise.
+        self._buf = bytearray()
         self._frame_remaining = 0
 
     @property
