@@ -27,13 +27,13 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import TLSHandshakeError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "CertInfo",
@@ -70,6 +70,8 @@ class TLSInfo:
 
 
 def _cn(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if attrs:
         value = attrs[0].value
@@ -78,6 +80,11 @@ def _cn(name: x509.Name) -> str:
 
 
 def describe_certificate(der: bytes) -> CertInfo:
+    # cryptography costs tens of milliseconds to import: pay it only when a certificate
+    # must be read (a failed handshake to explain, or check's TLS step), not at import.
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []
     try:
