@@ -203,7 +203,7 @@ async def test_connect_piped() -> None:
         )
         out, _ = await asyncio.wait_for(proc.communicate(b"hello\n/binary 00ff\nworld\n"), 60)
     assert proc.returncode == 0
-    assert out.decode().splitlines()[:3] == ["hello", "00ff", "world"]
+    assert out.decode().splitlines()[:3] == ["hello", "[binary, 2 bytes] 00 ff", "world"]
 
 
 async def test_connect_explains_server_close() -> None:
@@ -219,12 +219,12 @@ async def test_connect_explains_server_close() -> None:
             "connect",
             f"ws://{HOST}:{server.port_number}/",
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert proc.stdin is not None
         proc.stdin.write(b"hi\n")
         await proc.stdin.drain()
-        out = await asyncio.wait_for(proc.stdout.read(), 60) if proc.stdout else b""
+        out = await asyncio.wait_for(proc.stderr.read(), 60) if proc.stderr else b""
         await asyncio.wait_for(proc.wait(), 30)
     text = out.decode()
     assert proc.returncode == 1

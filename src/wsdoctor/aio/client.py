@@ -330,6 +330,7 @@ class connect:
         ws.subprotocol = accepted.subprotocol
         ws.extensions = negotiated
         ws.response_headers = response.headers
+        ws.request_headers = handshake.request_headers
         ws.path = wsuri.resource
         missing = [name for name in self.require_extensions if name not in negotiated]
         ws.attach(core, handshake.leftover)

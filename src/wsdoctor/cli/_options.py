@@ -43,7 +43,9 @@ def dial_options(func: F) -> F:
                 help="PEM file of CA certificates to trust instead of the system's.",
             ),
             click.option("--insecure", is_flag=True, help="Do not verify the server's certificate (wss:// only)."),
-            click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header."),
+            click.option(
+                "-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header."
+            ),
             click.option("--subprotocol", "subprotocols", multiple=True, metavar="NAME", help="Offer a subprotocol."),
             click.option(
                 "--require-extension",
