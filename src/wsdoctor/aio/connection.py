@@ -107,6 +107,10 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self.offered_extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
         self.ending_logged = False
         self.remote_address: Any = None
+        # For the one-line log of each connection: two integers, no per-message object.
+        self.messages_in = 0
+        self.messages_out = 0
+        self.started = time.monotonic()
         self._loop = asyncio.get_running_loop()
         self._messages: collections.deque[Data] = collections.deque()
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -168,6 +172,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             for event in events:
                 if type(event) is TextMessage or type(event) is BinaryMessage:
                     messages.append(event.data)
+                    self.messages_in += 1
                 elif type(event) is Pong:
                     self._pong(event.payload)
                 elif type(event) is CloseReceived:
@@ -315,6 +320,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             data = core.send_binary(message)
         else:
             raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        self.messages_out += 1
         self._write(data)
         if self._paused_writing:
             await self._drain()
@@ -328,6 +334,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             raise ValueError("send_fragments() needs at least one fragment")
         text = isinstance(fragments[0], str)
         opcode = 1 if text else 2
+        self.messages_out += 1
         last = len(fragments) - 1
         for i, fragment in enumerate(fragments):
             payload = fragment.encode() if isinstance(fragment, str) else bytes(cast(bytes, fragment))

@@ -16,6 +16,7 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -380,9 +381,17 @@ class Server:
             transport.close()
         if ending is not None:
             # A request answered with a success status (a page, a health check) is not a failure.
-            self._log_ending(ws, ending, logging.INFO if status < 400 else None)
+            self._log_ending(ws, ending, logging.INFO if status < 400 else None, http_status=status)
 
-    def _log_ending(self, ws: WebSocketConnection, ending: Ending, level: int | None = None) -> None:
+    def _log_ending(
+        self, ws: WebSocketConnection, ending: Ending, level: int | None = None, *, http_status: int | None = None
+    ) -> None:
+        """Log how a connection ended, once; the record carries what a log line needs.
+
+        ``record.ending``, ``peer`` and ``path``; ``duration`` (seconds since accept),
+        ``messages_in`` and ``messages_out``; ``http_status`` when the upgrade was answered
+        with a plain HTTP response instead (a rejection, or ``process_request``'s answer).
+        """
         if ws.ending_logged:
             return
         ws.ending_logged = True
@@ -394,7 +403,15 @@ class Server:
             _format_peer(ws.remote_address),
             ws.path,
             ending,
-            extra={"ending": ending, "peer": ws.remote_address, "path": ws.path},
+            extra={
+                "ending": ending,
+                "peer": ws.remote_address,
+                "path": ws.path,
+                "duration": time.monotonic() - ws.started,
+                "messages_in": ws.messages_in,
+                "messages_out": ws.messages_out,
+                "http_status": http_status,
+            },
         )
 
 

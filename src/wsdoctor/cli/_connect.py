@@ -30,7 +30,7 @@ from wsdoctor.aio.client import connect as ws_connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
-from wsdoctor.cli._render import render_ending
+from wsdoctor.cli._render import make_console, render_ending, ui
 from wsdoctor.diagnose.check import EXIT_CODES
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, InvalidCloseCode, WebSocketError
@@ -98,8 +98,9 @@ class Usage(Exception):
 class Session:
     """One open connection driven by lines of input; prints what it receives."""
 
-    def __init__(self, ws: WebSocketConnection, err: Console, *, terminal: bool, jsonl: bool) -> None:
+    def __init__(self, ws: WebSocketConnection, err: Console, *, terminal: bool, jsonl: bool, lang: str) -> None:
         self.ws = ws
+        self.words: dict[str, str] = ui(lang)["connect"]
         self.err = err
         self.terminal = terminal
         self.jsonl = jsonl
@@ -159,30 +160,30 @@ class Session:
             if self.jsonl:
                 self.record(type="pong", rtt_ms=round(rtt * 1000, 3))
             else:
-                self.note(f"pong in {rtt * 1000:.2f} ms")
+                self.note(self.words["pong"].format(ms=f"{rtt * 1000:.2f}"))
             return True
         if command == "/close":
             code_text, _, reason = rest.partition(" ")
             code = 1000
             if code_text:
                 if not code_text.isdigit():
-                    raise Usage(f"usage: /close [CODE [REASON]]; CODE is a number such as 1000, not {code_text!r}")
+                    raise Usage(self.words["usage_close"].format(value=repr(code_text)))
                 code = int(code_text)
             try:
                 await self.ws.close(code, reason.strip())
-            except InvalidCloseCode as exc:
-                raise Usage(f"{exc}; codes that may be sent: 1000-1003, 1007-1014, 3000-4999") from None
-            except ValueError as exc:
-                raise Usage(f"usage: /close [CODE [REASON]]: {exc}") from None
+            except InvalidCloseCode:
+                raise Usage(self.words["bad_code"].format(code=code)) from None
+            except ValueError:
+                raise Usage(self.words["long_reason"]) from None
             return False
         if command == "/binary":
             try:
                 data = bytes.fromhex(rest)
             except ValueError:
-                raise Usage(f"usage: /binary HEX, e.g. /binary 00ff10; {rest!r} is not hexadecimal") from None
+                raise Usage(self.words["usage_binary"].format(value=repr(rest))) from None
             await self.ws.send(data)
             return True
-        raise Usage(f"unknown command {command}; commands: /ping, /close, /binary; send //{line[1:]} for the text")
+        raise Usage(self.words["unknown"].format(command=command, text=line[1:]))
 
     async def run_line(self, line: str) -> bool:
         try:
@@ -235,13 +236,21 @@ async def session(
     execute: Sequence[str],
     wait: float,
     show_headers: bool,
+    lang: str,
     **options: Any,
 ) -> Ending:
     """Dial, then run lines from --execute or stdin until the end; returns the ending."""
     ws = await ws_connect(url, **options)
-    s = Session(ws, err, terminal=terminal, jsonl=jsonl)
-    ext = ", ".join(ws.extensions) or "none"
-    s.note(f"connected to {url} (extensions: {ext}; subprotocol: {ws.subprotocol or 'none'})", "green")
+    s = Session(ws, err, terminal=terminal, jsonl=jsonl, lang=lang)
+    words = ui(lang)
+    s.note(
+        s.words["connected"].format(
+            url=url,
+            extensions=", ".join(ws.extensions) or words["none_feminine"],
+            subprotocol=ws.subprotocol or words["none"],
+        ),
+        "green",
+    )
     if show_headers:
         show_exchange(err, ws.request_headers, ws.response_headers)
     receiver = asyncio.create_task(s.receive())
@@ -334,7 +343,7 @@ def connect(
     lang: str,
 ) -> None:
     """Open an interactive WebSocket session to URL, and explain how it ended."""
-    err = Console(stderr=True, highlight=False)
+    err = make_console(stderr=True)
     terminal = not execute and sys.stdin.isatty() and sys.stdout.isatty()
     failed: list[Step] = []
     response_headers: list[tuple[str, str]] = []
@@ -355,6 +364,7 @@ def connect(
                 execute=execute,
                 wait=wait,
                 show_headers=show_headers,
+                lang=lang,
                 ssl=ssl_for(url, ca, insecure),
                 extra_headers=parse_headers(headers),
                 subprotocols=subprotocols,

@@ -7,13 +7,12 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from wsdoctor.cli._render import label, render_explanation
-from wsdoctor.knowledge import LANGS, Explanation, all_entries, compare, explain
+from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._render import label, make_console, print_table, render_explanation, ui
+from wsdoctor.knowledge import Explanation, all_entries, compare, explain
 
-LANG = click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Language.")
+LANG = LANG_OPTION
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
@@ -59,7 +58,7 @@ def explain_cmd(code: int, lang: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_as_dict(exp), ensure_ascii=False, indent=2))
         return
-    render_explanation(Console(highlight=False), exp)
+    render_explanation(make_console(), exp)
 
 
 @click.command(
@@ -90,26 +89,27 @@ def compare_cmd(first: int, second: int, lang: str, as_json: bool) -> None:
             )
         )
         return
-    console = Console(highlight=False)
-    table = Table(show_lines=True, expand=console.is_terminal)
-    table.add_column("")
-    table.add_column(f"{comp.a.code} {comp.a.name}", overflow="fold")
-    table.add_column(f"{comp.b.code} {comp.b.name}", overflow="fold")
-    for heading, x, y in zip(
+    console = make_console()
+    sections = zip(
         comp.a.headings,
         (comp.a.meaning, comp.a.when, comp.a.fix),
         (comp.b.meaning, comp.b.when, comp.b.fix),
         strict=True,
-    ):
-        table.add_row(heading, x, y)
-    console.print(table)
-    diff = Table(title=label(lang, "key_differences"), title_justify="left", show_lines=True)
-    diff.add_column("")
-    diff.add_column(str(comp.a.code), overflow="fold")
-    diff.add_column(str(comp.b.code), overflow="fold")
-    for aspect, x, y in comp.differences:
-        diff.add_row(aspect, x, y)
-    console.print(diff)
+    )
+    print_table(
+        console,
+        ["", f"{comp.a.code} {comp.a.name}", f"{comp.b.code} {comp.b.name}"],
+        [[heading, x, y] for heading, x, y in sections],
+        show_lines=True,
+        expand=console.is_terminal,
+    )
+    print_table(
+        console,
+        ["", str(comp.a.code), str(comp.b.code)],
+        [[aspect, x, y] for aspect, x, y in comp.differences],
+        title=label(lang, "key_differences"),
+        show_lines=True,
+    )
     console.print(f"[bold]{label(lang, 'when_each_title')}[/bold]")
     for sentence in comp.when_each:
         console.print(f"- {sentence}", markup=False)
@@ -124,22 +124,24 @@ def codes_cmd(lang: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([_as_dict(e) | {"code": e.key} for e in entries], ensure_ascii=False, indent=2))
         return
-    console = Console(highlight=False)
-    table = Table()
-    for heading in (
-        "code",
-        label(lang, "name"),
-        label(lang, "may_send"),
-        label(lang, "stage_label"),
-        label(lang, "sent_by"),
-    ):
-        table.add_column(heading, overflow="fold")
-    for e in entries:
-        table.add_row(
-            e.key,
-            e.name,
-            label(lang, "yes") if e.sendable else label(lang, "no"),
-            e.stage,
-            e.sender,
-        )
-    console.print(table)
+    words = ui(lang)
+    print_table(
+        make_console(),
+        [
+            words["code"],
+            label(lang, "name"),
+            label(lang, "may_send"),
+            label(lang, "stage_label"),
+            label(lang, "sent_by"),
+        ],
+        [
+            [
+                e.key,
+                e.name,
+                label(lang, "yes") if e.sendable else label(lang, "no"),
+                words["stage_short"][e.stage],
+                words["sender_short"][e.sender],
+            ]
+            for e in entries
+        ],
+    )

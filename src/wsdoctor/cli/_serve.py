@@ -1,11 +1,32 @@
-"""``wsdoctor serve``: an echo server that explains how each connection ended."""
+"""``wsdoctor serve``: an echo server that logs like a server, and the failure lab.
+
+Each connection is one line when it ends (time, peer, path, duration, messages in and
+out, close code and cause); the full explanation follows only for an abnormal ending,
+or for every one with ``--verbose``. A request answered with plain HTTP (a
+``process_request`` answer, a rejected upgrade) is logged with its HTTP status.
+
+``--fault NAME`` serves one failure of the lab (:mod:`wsdoctor.diagnose.faults`)
+instead of the echo server, and says what a correct client should report about it.
+
+The command builds one :class:`ServeSettings` and hands its ``server_options`` to
+:func:`wsdoctor.serve`: a new server option is one more click option and one more
+entry there.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http
 import logging
 import signal
 import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -13,7 +34,9 @@ from rich.console import Console
 from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import serve as ws_serve
-from wsdoctor.cli._render import render_ending
+from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._render import make_console, render_ending, ui
+from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
 
 EPILOG = """\b
@@ -21,26 +44,81 @@ Examples:
   wsdoctor serve
   wsdoctor serve --port 9000 --no-compression
   wsdoctor serve --tls-cert cert.pem --tls-key key.pem --lang es
+  wsdoctor serve --list-faults
+  wsdoctor serve --fault expired --port 8766
+
+\b
+Each connection is logged in one line when it ends; abnormal endings (and every
+ending with --verbose) are explained in full. --fault serves one failure of the lab
+so that you can see what your own client reports about it.
 """
 
 
-class EndingHandler(logging.Handler):
-    """Prints each connection's ending, explained, as the server logs it."""
+@dataclass
+class ServeSettings:
+    """What the command line asked for; ``server_options`` go to :func:`wsdoctor.serve` as they are."""
 
-    def __init__(self, console: Console, lang: str) -> None:
+    host: str
+    port: int
+    lang: str
+    verbose: bool = False
+    server_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address is not None else "-"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class ConnectionLog(logging.Handler):
+    """One line per connection, as servers log; the explanation only when something went wrong."""
+
+    def __init__(self, console: Console, lang: str, verbose: bool) -> None:
         super().__init__(logging.INFO)
         self.console = console
         self.lang = lang
+        self.verbose = verbose
+        self.words: dict[str, str] = ui(lang)["serve"]
+
+    def line(self, record: logging.LogRecord, ending: Ending) -> str:
+        peer = _peer(getattr(record, "peer", None))
+        path = getattr(record, "path", "") or "-"
+        status = getattr(record, "http_status", None)
+        if status is not None:
+            text = self.words["http"].format(peer=peer, path=path, status=status, phrase=_phrase(status))
+            # An answer the application chose (a health check, a redirect) is not a failure.
+            return text if status < 400 else f"{text} ({ending.cause})"
+        return self.words["line"].format(
+            peer=peer,
+            path=path,
+            duration=f"{getattr(record, 'duration', 0.0):.2f}",
+            received=getattr(record, "messages_in", 0),
+            sent=getattr(record, "messages_out", 0),
+            code=ending.code,
+            name=ending.explanation(self.lang).name,
+            cause=ending.cause,
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
         ending = getattr(record, "ending", None)
-        if ending is None:
-            self.console.print(record.getMessage(), markup=False)
+        if not isinstance(ending, Ending):
+            self.console.print(f"{stamp} {record.levelname} {record.getMessage()}", markup=False)
             return
-        peer = getattr(record, "peer", None)
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.console.print(f"[bold]{where}[/bold] {getattr(record, 'path', '')}", highlight=False)
-        render_ending(self.console, ending, self.lang)
+        self.console.print(f"{stamp} {self.line(record, ending)}", markup=False)
+        status = getattr(record, "http_status", None)
+        abnormal = not ending.ok and (status is None or status >= 400)
+        if self.verbose or abnormal:
+            render_ending(self.console, ending, self.lang)
 
 
 async def echo(ws: WebSocketConnection) -> None:
@@ -51,34 +129,110 @@ async def echo(ws: WebSocketConnection) -> None:
         pass  # the ending is logged by the server
 
 
-async def serve_echo(
-    host: str,
-    port: int,
-    context: ssl.SSLContext | None,
-    compression: bool,
-    max_size: int,
-    console: Console,
-    lang: str,
-) -> None:
+@contextlib.asynccontextmanager
+async def _logging_to(console: Console, lang: str, verbose: bool) -> AsyncIterator[logging.Logger]:
     logger = logging.getLogger("wsdoctor.server")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = EndingHandler(console, lang)
+    handler = ConnectionLog(console, lang, verbose)
     logger.addHandler(handler)
     try:
-        async with ws_serve(
-            echo, host, port, ssl=context, compression="deflate" if compression else None, max_size=max_size
-        ) as server:
-            for url in server.urls:
-                console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-            console.print("shutting down: closing every connection with 1001 Going Away")
+        yield logger
     finally:
         logger.removeHandler(handler)
+
+
+async def _until_signalled() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_echo(settings: ServeSettings, console: Console) -> None:
+    words = ui(settings.lang)["serve"]
+    async with (
+        _logging_to(console, settings.lang, settings.verbose) as logger,
+        ws_serve(echo, settings.host, settings.port, logger=logger, **settings.server_options) as server,
+    ):
+        for url in server.urls:
+            console.print(words["listening"].format(url=url), markup=False)
+        await _until_signalled()
+        console.print(words["shutting_down"], markup=False)
+
+
+async def serve_fault(settings: ServeSettings, name: str, console: Console) -> None:
+    """Serve one fault of the lab until interrupted, after saying what to expect of it."""
+    from wsdoctor.diagnose.faults import get_fault, start_fault
+
+    fault = get_fault(name)
+    lang = settings.lang
+    words = ui(lang)
+    lab_words = words["lab"]
+    with tempfile.TemporaryDirectory(prefix="wsdoctor-lab-") as tmp:
+        pki = None
+        if fault.secure:
+            from wsdoctor.diagnose.certs import Pki
+
+            pki = Pki(Path(tmp))
+        async with _logging_to(console, lang, settings.verbose) as logger:
+            lab = await start_fault(fault, pki, host=settings.host, port=settings.port, logger=logger)
+            try:
+                expected = Ending(code=fault.expected_code, cause=fault.expected_cause, initiator="remote")
+                console.print(
+                    lab_words["title"].format(name=fault.name, description=words["faults"][fault.name]), markup=False
+                )
+                console.print(lab_words["url"].format(url=lab.url), markup=False)
+                command = f"wsdoctor check {lab.url}"
+                if lab.ca_file is not None:
+                    console.print(lab_words["ca"].format(path=lab.ca_file), markup=False)
+                    command += f" --ca {lab.ca_file}"
+                if fault.check_args:
+                    command += " " + " ".join(fault.check_args)
+                console.print(
+                    lab_words["expect"].format(
+                        code=expected.code,
+                        name=expected.explanation(lang).name,
+                        cause=expected.cause,
+                        summary=expected.cause_text(lang).summary,
+                    ),
+                    markup=False,
+                )
+                console.print(lab_words["try"].format(command=command), markup=False)
+                console.print(lab_words["stop"], markup=False)
+                await _until_signalled()
+            finally:
+                await lab.close()
+
+
+def print_faults(lang: str) -> None:
+    """One fault per line: name, the code and cause a correct client reports, what it is."""
+    from wsdoctor.diagnose.faults import FAULTS
+
+    descriptions = ui(lang)["faults"]
+    width = max(len(f.name) for f in FAULTS)
+    for fault in FAULTS:
+        expected = f"{fault.expected_code} {fault.expected_cause}"
+        click.echo(f"{fault.name:<{width}}  {expected:<26}  {descriptions[fault.name]}")
+
+
+def _fault_names() -> list[str]:
+    from wsdoctor.diagnose.faults import FAULTS
+
+    return [f.name for f in FAULTS]
+
+
+class FaultName(click.ParamType):  # type: ignore[type-arg]
+    """A fault of the lab, checked when parsed so that a typo lists the real names."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        names = _fault_names()
+        if value not in names:
+            self.fail(f"{value!r} is not a fault; wsdoctor serve --list-faults shows them: {', '.join(names)}")
+        return str(value)
 
 
 @click.command(epilog=EPILOG)
@@ -94,7 +248,10 @@ async def serve_echo(
     show_default=True,
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
 )
-@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Explain every ending in full, not only the abnormal ones.")
+@click.option("--fault", type=FaultName(), help="Serve this failure of the lab instead of the echo server.")
+@click.option("--list-faults", is_flag=True, help="List the failures --fault can serve, one per line, and exit.")
+@LANG_OPTION
 def serve(
     host: str,
     port: int,
@@ -102,9 +259,23 @@ def serve(
     tls_key: str | None,
     no_compression: bool,
     max_size: int,
+    verbose: bool,
+    fault: str | None,
+    list_faults: bool,
     lang: str,
 ) -> None:
-    """Run an echo server that prints how each connection ended, explained."""
+    """Run an echo server that logs one line per connection and explains abnormal endings."""
+    if list_faults:
+        print_faults(lang)
+        return
+    settings = ServeSettings(host=host, port=port, lang=lang, verbose=verbose)
+    if fault is not None:
+        if tls_cert or tls_key or no_compression:
+            raise click.UsageError(
+                "--fault brings its own server: --tls-cert, --tls-key and --no-compression do not apply"
+            )
+        _run(serve_fault(settings, fault, make_console()), host, port)
+        return
     context = None
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):
@@ -114,8 +285,16 @@ def serve(
             context.load_cert_chain(tls_cert, tls_key)
         except (ssl.SSLError, OSError) as exc:
             raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
-    console = Console(highlight=False)
+    settings.server_options.update(
+        ssl=context,
+        compression=None if no_compression else "deflate",
+        max_size=max_size,
+    )
+    _run(serve_echo(settings, make_console()), host, port)
+
+
+def _run(main: Any, host: str, port: int) -> None:
     try:
-        run(serve_echo(host, port, context, not no_compression, max_size, console, lang))
+        run(main)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

