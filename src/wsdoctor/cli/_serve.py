@@ -116,8 +116,9 @@ class ConnectionLog(logging.Handler):
             return
         self.console.print(f"{stamp} {self.line(record, ending)}", markup=False)
         status = getattr(record, "http_status", None)
-        abnormal = not ending.ok and (status is None or status >= 400)
-        if self.verbose or abnormal:
+        if status is not None and status < 400:
+            return  # an HTTP answer the application chose: there is no WebSocket ending to explain
+        if self.verbose or not ending.ok:
             render_ending(self.console, ending, self.lang)
 
 
