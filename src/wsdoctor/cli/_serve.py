@@ -45,7 +45,7 @@ Examples:
   wsdoctor serve --port 9000 --no-compression
   wsdoctor serve --tls-cert cert.pem --tls-key key.pem --lang es
   wsdoctor serve --list-faults
-  wsdoctor serve --fault expired --port 8766
+  wsdoctor serve --fault expired --port 8766 --ca-out ca.pem
 
 \b
 Each connection is logged in one line when it ends; abnormal endings (and every
@@ -163,8 +163,12 @@ async def serve_echo(settings: ServeSettings, console: Console) -> None:
         console.print(words["shutting_down"], markup=False)
 
 
-async def serve_fault(settings: ServeSettings, name: str, console: Console) -> None:
-    """Serve one fault of the lab until interrupted, after saying what to expect of it."""
+async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_out: Path | None = None) -> None:
+    """Serve one fault of the lab until interrupted, after saying what to expect of it.
+
+    Its certificates live in a temporary folder removed on exit; ``ca_out`` keeps a copy
+    of the CA certificate where the person wants it, for the client under test.
+    """
     from wsdoctor.diagnose.faults import get_fault, start_fault
 
     fault = get_fault(name)
@@ -179,6 +183,9 @@ async def serve_fault(settings: ServeSettings, name: str, console: Console) -> N
             pki = Pki(Path(tmp))
         async with _logging_to(console, lang, settings.verbose) as logger:
             lab = await start_fault(fault, pki, host=settings.host, port=settings.port, logger=logger)
+            if lab.ca_file is not None and ca_out is not None:
+                ca_out.write_bytes(Path(lab.ca_file).read_bytes())
+                lab.ca_file = str(ca_out)
             try:
                 expected = Ending(code=fault.expected_code, cause=fault.expected_cause, initiator="remote")
                 console.print(
@@ -252,6 +259,11 @@ class FaultName(click.ParamType):  # type: ignore[type-arg]
 @click.option("-v", "--verbose", is_flag=True, help="Explain every ending in full, not only the abnormal ones.")
 @click.option("--fault", type=FaultName(), help="Serve this failure of the lab instead of the echo server.")
 @click.option("--list-faults", is_flag=True, help="List the failures --fault can serve, one per line, and exit.")
+@click.option(
+    "--ca-out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="With --fault: also write the lab's CA certificate to this file (the client's --ca).",
+)
 @LANG_OPTION
 def serve(
     host: str,
@@ -263,6 +275,7 @@ def serve(
     verbose: bool,
     fault: str | None,
     list_faults: bool,
+    ca_out: Path | None,
     lang: str,
 ) -> None:
     """Run an echo server that logs one line per connection and explains abnormal endings."""
@@ -275,7 +288,7 @@ def serve(
             raise click.UsageError(
                 "--fault brings its own server: --tls-cert, --tls-key and --no-compression do not apply"
             )
-        _run(serve_fault(settings, fault, make_console()), host, port)
+        _run(serve_fault(settings, fault, make_console(), ca_out), host, port)
         return
     context = None
     if tls_cert or tls_key:
