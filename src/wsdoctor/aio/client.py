@@ -221,8 +221,8 @@ class connect:
             )
             if version is not None:
                 return tls_port_failure(
-                    f"the server closed the connection on the plain HTTP request; "
-                    f"{wsuri.host}:{wsuri.port} completes a TLS handshake ({version})"
+                    f"the server hung up on the plain HTTP request, and {wsuri.host}:{wsuri.port} "
+                    f"completes a TLS handshake ({version})"
                 )
         return HandshakeError(
             Ending(
@@ -311,12 +311,14 @@ class connect:
                     )
                 ) from None
         except WebSocketError as exc:
-            self._report("http", False, started, error=str(exc), cause=getattr(exc.ending, "cause", None))
+            ending = exc.ending
+            error = ending.detail if ending is not None and ending.detail else str(exc)
+            self._report("http", False, started, error=error, cause=None if ending is None else ending.cause)
             raise
         if response is None:
-            error = await self._closed_before_answer(address, deadline)
-            self._report("http", False, started, error=str(error), cause=error.ending.cause)
-            raise error
+            hung_up = await self._closed_before_answer(address, deadline)
+            self._report("http", False, started, error=hung_up.ending.detail, cause=hung_up.ending.cause)
+            raise hung_up
         try:
             accepted = handshake.validate(response)
         except WebSocketError as exc:
