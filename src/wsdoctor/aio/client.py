@@ -294,7 +294,8 @@ class connect:
 
                 def head_arrived() -> None:
                     # The status is known; its body only says why, so it gets a short while.
-                    reading.reschedule(min(deadline, loop.time() + BODY_WAIT))
+                    if not reading.expired():
+                        reading.reschedule(min(deadline, loop.time() + BODY_WAIT))
 
                 handshake.on_head = head_arrived
                 response = await read_handshake(ws, handshake)

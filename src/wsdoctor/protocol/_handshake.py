@@ -368,12 +368,14 @@ class ClientHandshake:
         that is reported as such (``http.tls_port``), not as malformed HTTP.
         """
         if self._first:
+            # Hold the first bytes back until three of them tell TLS from HTTP.
             self._prefix += data
-            if len(self._prefix) >= 3:
-                self._first = False
-                head, self._prefix = self._prefix[:3], b""
-                if looks_like_tls(head):
-                    raise tls_port_failure(f"the server answered with a TLS record ({head.hex(' ')}), not HTTP")
+            if len(self._prefix) < 3:
+                return None
+            self._first = False
+            data, self._prefix = self._prefix, b""
+            if looks_like_tls(data):
+                raise tls_port_failure(f"the server answered with a TLS record ({data[:3].hex(' ')}), not HTTP")
         self._h11.receive_data(data)
         return self._next()
 
@@ -528,26 +530,31 @@ class ServerHandshake:
         answer, which a TLS client could not read anyway.
         """
         if self._first:
+            # Hold the first bytes back until three of them tell TLS from HTTP.
             self._prefix += data
-            if len(self._prefix) >= 3:
-                self._first = False
-                head, self._prefix = self._prefix[:3], b""
-                if looks_like_tls(head):
-                    raise HandshakeFailed(
-                        400,
-                        "",
-                        Ending(
-                            code=1015,
-                            cause="tls.plain_port",
-                            initiator="remote",
-                            detail=f"the client sent a TLS record ({head.hex(' ')}) to this plain port",
-                        ),
-                        answer=False,
-                    )
+            if len(self._prefix) < 3:
+                return None
+            self._first = False
+            data, self._prefix = self._prefix, b""
+            if looks_like_tls(data):
+                raise HandshakeFailed(
+                    400,
+                    "",
+                    Ending(
+                        code=1015,
+                        cause="tls.plain_port",
+                        initiator="remote",
+                        detail=f"the client sent a TLS record ({data[:3].hex(' ')}) to this plain port",
+                    ),
+                    answer=False,
+                )
         self._h11.receive_data(data)
         return self._next()
 
     def receive_eof(self) -> Request | None:
+        if self._prefix:
+            self._h11.receive_data(self._prefix)
+            self._prefix = b""
         self._h11.receive_data(b"")
         return self._next(eof=True)
 
