@@ -165,3 +165,16 @@ def test_head_callback_and_partial_response() -> None:
     assert seen == [True]
     partial = hs.partial()
     assert partial is not None and (partial.status, partial.body) == (400, b"half")
+
+
+def test_server_request_in_several_reads_after_the_check() -> None:
+    hs = ServerHandshake()
+    assert hs.receive_data(b"GET /y HTTP/1.1\r\n") is None
+    request = hs.receive_data(b"Host: a\r\n\r\n")
+    assert request is not None and request.target == "/y"
+
+
+def test_server_eof_with_bytes_held_back() -> None:
+    hs = ServerHandshake()
+    assert hs.receive_data(b"GE") is None
+    assert hs.receive_eof() is None
