@@ -175,6 +175,9 @@ def test_server_request_in_several_reads_after_the_check() -> None:
 
 
 def test_server_eof_with_bytes_held_back() -> None:
+    """Two bytes then EOF is a truncated request, as it was before the bytes were held back."""
     hs = ServerHandshake()
     assert hs.receive_data(b"GE") is None
-    assert hs.receive_eof() is None
+    with pytest.raises(HandshakeFailed) as info:
+        hs.receive_eof()
+    assert info.value.status == 400 and info.value.answer
