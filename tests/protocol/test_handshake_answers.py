@@ -181,3 +181,17 @@ def test_server_eof_with_bytes_held_back() -> None:
     with pytest.raises(HandshakeFailed) as info:
         hs.receive_eof()
     assert info.value.status == 400 and info.value.answer
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><center>The plain HTTP request was sent to HTTPS port</center></html>",  # nginx
+        b"Client sent an HTTP request to an HTTPS server.\n",  # Go's net/http
+    ],
+)
+def test_a_tls_front_end_saying_plain_http_reached_it_is_a_tls_port(body: bytes) -> None:
+    exc = refused(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert exc.ending.cause == "http.tls_port" and exc.status == 400
+    assert str(exc).startswith("server rejected WebSocket connection: HTTP 400 Bad Request; body: ")
+    assert "wss://" in exc.ending.fix

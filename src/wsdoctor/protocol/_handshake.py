@@ -222,7 +222,14 @@ _STATUS_CAUSES = {
 }
 
 
-def _status_cause(status: int) -> str:
+# What well-known TLS front ends answer when plain HTTP reaches their TLS port (nginx,
+# Go's net/http): a 400 that is really "use wss://".
+_TLS_PORT_BODIES = (b"plain http request was sent to https port", b"http request to an https server")
+
+
+def _status_cause(status: int, body: bytes = b"") -> str:
+    if status == 400 and any(mark in body[:BODY_EXCERPT].lower() for mark in _TLS_PORT_BODIES):
+        return "http.tls_port"
     if status in _STATUS_CAUSES:
         return _STATUS_CAUSES[status]
     if 200 <= status < 300:
@@ -236,7 +243,7 @@ def _status_cause(status: int) -> str:
 
 def shown_values(response: Response) -> dict[str, str]:
     """The values of a refusal that say what to do about it, by header name ("body" for the body)."""
-    cause = _status_cause(response.status)
+    cause = _status_cause(response.status, response.body)
     shown: dict[str, str] = {}
 
     def add(label: str, value: str | None) -> None:
@@ -245,7 +252,7 @@ def shown_values(response: Response) -> dict[str, str]:
 
     if cause == "http.redirect":
         add("Location", response.get("location"))
-    elif cause == "http.bad_request":
+    elif cause in ("http.bad_request", "http.tls_port"):
         add("body", body_excerpt(response.body, _BODY_INLINE * 2))
     elif cause == "http.unauthorized":
         add("WWW-Authenticate", _challenge(response.get_all("www-authenticate")))
@@ -283,7 +290,7 @@ def status_failure(response: Response) -> HandshakeError:
     """
     status = response.status
     reason = response.reason or _phrase(status)
-    cause = _status_cause(status)
+    cause = _status_cause(status, response.body)
     shown = shown_values(response)
     head = f"HTTP {status} {reason}".strip()
     parts = [head] + [f"{name}: {value!r}" if name == "body" else f"{name}: {value}" for name, value in shown.items()]
