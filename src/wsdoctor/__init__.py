@@ -9,7 +9,7 @@ from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
-from wsdoctor.hub import BroadcastResult, broadcast
+from wsdoctor.hub import BroadcastResult, Hub, broadcast
 from wsdoctor.knowledge import CloseCode, explain
 from wsdoctor.protocol._deflate import DeflateConfig
 from wsdoctor.protocol._ending import CloseFrame, Ending
@@ -40,6 +40,7 @@ __all__ = [
     "DialError",
     "Ending",
     "HandshakeError",
+    "Hub",
     "InvalidCloseCode",
     "LocalProtocolError",
     "NegotiationError",

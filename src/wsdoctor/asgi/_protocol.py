@@ -180,7 +180,8 @@ class WebSocketProtocol(WebSocketConnection):
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
             "subprotocols": list(self._offer.subprotocols),
             "state": self.app_state.copy(),
-            "extensions": {"websocket.http.response": {}},
+            # The connection itself, for wsdoctor.Hub and broadcast() to reach it directly.
+            "extensions": {"websocket.http.response": {}, "wsdoctor": {"connection": self}},
         }
         return True
 
