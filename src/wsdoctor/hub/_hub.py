@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -52,23 +54,27 @@ _POLL = 0.05  # how often a subscriber looks at its room list while messages are
 _TEXT, _BINARY = b"t", b"b"
 
 
-def _encode(message: Message | bytearray | memoryview) -> bytes:
+def _encode(message: Message | bytearray | memoryview, origin: bytes = b"") -> bytes:
+    """The wire form: a kind byte, the origin's length and the origin (the sender to skip), the body."""
     if isinstance(message, str):
-        return _TEXT + message.encode()
+        return b"".join((_TEXT, bytes((len(origin),)), origin, message.encode()))
     if isinstance(message, bytes | bytearray | memoryview):
-        return _BINARY + bytes(message)
+        return b"".join((_BINARY, bytes((len(origin),)), origin, message))
     raise TypeError(f"publish() takes str or bytes, not {type(message).__name__}")
 
 
-def _decode(data: bytes) -> Message | None:
-    kind, body = data[:1], data[1:]
+def _decode(data: bytes) -> tuple[Message, bytes] | None:
+    if len(data) < 2 or len(data) < 2 + data[1]:
+        return None
+    kind, end = data[:1], 2 + data[1]
+    origin, body = data[2:end], data[end:]
     if kind == _TEXT:
         try:
-            return body.decode()
+            return body.decode(), origin
         except UnicodeDecodeError:
             return None
     if kind == _BINARY:
-        return body
+        return body, origin
     return None
 
 
@@ -115,6 +121,7 @@ class Hub:
         self._others: dict[str, set[Any]] = {}
         self._joined: dict[WebSocketConnection, set[str]] = {}
         self._closed = False
+        self._id = os.urandom(8)  # tells this hub's publishes from other processes'
         self._redis: _RedisFanout | None = None
         if url is not None:
             if url.startswith("redis+cluster://"):
@@ -185,22 +192,28 @@ class Hub:
 
     # ------------------------------------------------------------- messages
 
-    async def publish(self, room: str, message: Message) -> int:
+    async def publish(self, room: str, message: Message, *, exclude: Any = None) -> int:
         """Send ``message`` to every member of ``room``, on every server attached to the hub.
 
-        Returns how many local connections got it without Redis, and without it how many
-        subscribed processes Redis handed it to (0 when Redis could not be reached: the
-        message is lost, logged and counted in :attr:`lost`).
+        ``exclude`` names one member of this process that should not get it (the sender,
+        for a relay). Returns how many local connections got it without Redis, and with it
+        how many subscribed processes Redis handed it to (0 when Redis could not be
+        reached: the message is lost, logged and counted in :attr:`lost`).
         """
         if self._closed:
             raise RuntimeError("the hub is closed")
+        skip = None if exclude is None else connection_of(exclude)
         if self._redis is None:
-            return self.deliver(room, message).sent
-        return await self._redis.publish(self.prefix + room, _encode(message))
+            return self.deliver(room, message, exclude=skip).sent
+        origin = b"" if skip is None else self._id + id(skip).to_bytes(8, "little")
+        return await self._redis.publish(self.prefix + room, _encode(message, origin))
 
-    def deliver(self, room: str, message: Message) -> BroadcastResult:
+    def deliver(self, room: str, message: Message, *, exclude: WebSocketConnection | None = None) -> BroadcastResult:
         """Hand ``message`` to this process's members of ``room`` (what a received publish does)."""
-        result = broadcast(self._rooms.get(room, ()), message)
+        members: Iterable[WebSocketConnection] = self._rooms.get(room, ())
+        if exclude is not None:
+            members = [ws for ws in members if ws is not exclude]
+        result = broadcast(members, message)
         others = self._others.get(room)
         if others:
             for member in list(others):
@@ -217,11 +230,17 @@ class Hub:
         name = channel.decode() if isinstance(channel, bytes) else channel
         if not name.startswith(self.prefix):
             return
-        message = _decode(data)
-        if message is None:
+        decoded = _decode(data)
+        if decoded is None:
             self.logger.warning("hub: ignored a malformed message on %s", name)
             return
-        self.deliver(name[len(self.prefix) :], message)
+        message, origin = decoded
+        room = name[len(self.prefix) :]
+        exclude = None
+        if origin[:8] == self._id:
+            wanted = int.from_bytes(origin[8:], "little")
+            exclude = next((ws for ws in self._rooms.get(room, ()) if id(ws) == wanted), None)
+        self.deliver(room, message, exclude=exclude)
 
     # ------------------------------------------------------------ lifecycle
 
