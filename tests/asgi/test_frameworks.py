@@ -16,8 +16,9 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket as StarletteWebSocket
-from uvicorn_helpers import uvicorn_running
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from uvicorn_servers import uvicorn_running
 
 NODE_PEER = Path(__file__).parent.parent / "interop" / "node" / "peer.js"
 

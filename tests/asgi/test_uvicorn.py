@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import websockets
-from uvicorn_helpers import IMPLEMENTATIONS, WSDOCTOR, uvicorn_running
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from uvicorn_servers import IMPLEMENTATIONS, WSDOCTOR, uvicorn_running
 
 Scope = dict[str, Any]
 
