@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from wsdoctor.aio.client import connect
     from wsdoctor.aio.connection import WebSocketConnection
     from wsdoctor.aio.server import Server, serve
+    from wsdoctor.hub import BroadcastResult, Hub, broadcast
     from wsdoctor.knowledge import CloseCode, explain
     from wsdoctor.protocol._deflate import DeflateConfig
     from wsdoctor.protocol._ending import CloseFrame, Ending
@@ -45,6 +46,9 @@ _LAZY: dict[str, str] = {
     "WebSocketConnection": "wsdoctor.aio.connection",
     "Server": "wsdoctor.aio.server",
     "serve": "wsdoctor.aio.server",
+    "BroadcastResult": "wsdoctor.hub",
+    "Hub": "wsdoctor.hub",
+    "broadcast": "wsdoctor.hub",
     "CloseCode": "wsdoctor.knowledge",
     "explain": "wsdoctor.knowledge",
     "DeflateConfig": "wsdoctor.protocol._deflate",
@@ -64,6 +68,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "BroadcastResult",
     "CloseCode",
     "CloseFrame",
     "ConnectionClosed",
@@ -73,6 +78,7 @@ __all__ = [
     "DialError",
     "Ending",
     "HandshakeError",
+    "Hub",
     "InvalidCloseCode",
     "LocalProtocolError",
     "NegotiationError",
@@ -81,6 +87,7 @@ __all__ = [
     "TLSHandshakeError",
     "WebSocketConnection",
     "WebSocketError",
+    "broadcast",
     "connect",
     "explain",
     "run",

@@ -27,7 +27,7 @@ QUIET.addHandler(logging.NullHandler())
 def expected(fault: Fault) -> tuple[int, str]:
     """What check must find. A client that does not follow redirects yet sees the 302 itself."""
     if fault.name == "redirect-302" and "max_redirects" not in inspect.signature(connect).parameters:
-        return 1006, "handshake.status"
+        return 1006, "http.redirect"
     return fault.expected_code, fault.expected_cause
 
 

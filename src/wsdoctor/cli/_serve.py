@@ -1,4 +1,4 @@
-"""``wsdoctor serve``: an echo server that logs like a server, and the failure lab.
+"""``wsdoctor serve``: an echo (or relay) server that logs like a server, and the failure lab.
 
 Each connection is one line when it ends (time, peer, path, duration, messages in and
 out, close code and cause); the full explanation follows only for an abnormal ending,
@@ -20,6 +20,7 @@ import contextlib
 import http
 import logging
 import signal
+import socket
 import ssl
 import tempfile
 import time
@@ -35,7 +36,9 @@ from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import serve as ws_serve
 from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._relay import relay_handler, reuse_port_socket, run_workers
 from wsdoctor.cli._render import make_console, render_ending, ui
+from wsdoctor.hub import Hub
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
 
@@ -44,6 +47,8 @@ Examples:
   wsdoctor serve
   wsdoctor serve --port 9000 --no-compression
   wsdoctor serve --tls-cert cert.pem --tls-key key.pem --lang es
+  wsdoctor serve --relay
+  wsdoctor serve --redis redis://127.0.0.1:6379/0 --workers 4
   wsdoctor serve --list-faults
   wsdoctor serve --fault expired --port 8766 --ca-out ca.pem
 
@@ -62,6 +67,8 @@ class ServeSettings:
     port: int
     lang: str
     verbose: bool = False
+    relay: bool = False
+    redis_url: str | None = None
     server_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,14 +139,18 @@ async def echo(ws: WebSocketConnection) -> None:
 
 @contextlib.asynccontextmanager
 async def _logging_to(console: Console, lang: str, verbose: bool) -> AsyncIterator[logging.Logger]:
+    """The server's endings and the hub's notices, through one ConnectionLog."""
     logger = logging.getLogger("wsdoctor.server")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     handler = ConnectionLog(console, lang, verbose)
     logger.addHandler(handler)
+    hub_logger = logging.getLogger("wsdoctor.hub")
+    hub_logger.addHandler(handler)
     try:
         yield logger
     finally:
+        hub_logger.removeHandler(handler)
         logger.removeHandler(handler)
 
 
@@ -151,16 +162,35 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def serve_echo(settings: ServeSettings, console: Console) -> None:
+async def serve_echo(settings: ServeSettings, console: Console, sock: socket.socket | None = None) -> None:
+    """Echo, or relay with ``settings.relay`` (through Redis with ``redis_url``), until signalled."""
     words = ui(settings.lang)["serve"]
-    async with (
-        _logging_to(console, settings.lang, settings.verbose) as logger,
-        ws_serve(echo, settings.host, settings.port, logger=logger, **settings.server_options) as server,
-    ):
-        for url in server.urls:
-            console.print(words["listening"].format(url=url), markup=False)
-        await _until_signalled()
-        console.print(words["shutting_down"], markup=False)
+    hub = Hub(settings.redis_url) if settings.relay or settings.redis_url else None
+    try:
+        async with (
+            _logging_to(console, settings.lang, settings.verbose) as logger,
+            ws_serve(
+                echo if hub is None else relay_handler(hub),
+                None if sock is not None else settings.host,
+                settings.port,
+                logger=logger,
+                sock=sock,
+                **settings.server_options,
+            ) as server,
+        ):
+            for url in server.urls:
+                if hub is None:
+                    banner = words["listening"].format(url=url)
+                elif settings.redis_url:
+                    banner = words["listening_relay_redis"].format(url=url, redis=settings.redis_url)
+                else:
+                    banner = words["listening_relay"].format(url=url)
+                console.print(banner, markup=False)
+            await _until_signalled()
+            console.print(words["shutting_down"], markup=False)
+    finally:
+        if hub is not None:
+            await hub.close()
 
 
 async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_out: Path | None = None) -> None:
@@ -243,6 +273,36 @@ class FaultName(click.ParamType):  # type: ignore[type-arg]
         return str(value)
 
 
+def _tls_context(tls_cert: str | None, tls_key: str | None) -> ssl.SSLContext | None:
+    if not (tls_cert or tls_key):
+        return None
+    if not (tls_cert and tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls_cert, tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
+    return context
+
+
+def _worker(
+    index: int,
+    host: str,
+    port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    settings: ServeSettings,
+) -> None:
+    """One of --workers N: its own socket on the shared port, its own event loop and hub."""
+    settings.server_options["ssl"] = _tls_context(tls_cert, tls_key)  # contexts do not cross processes
+    try:
+        sock = reuse_port_socket(host, port)
+        run(serve_echo(settings, make_console(), sock))
+    except KeyboardInterrupt:
+        pass
+
+
 @click.command(epilog=EPILOG)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
@@ -257,6 +317,20 @@ class FaultName(click.ParamType):  # type: ignore[type-arg]
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Explain every ending in full, not only the abnormal ones.")
+@click.option("--relay", is_flag=True, help="Relay each message to the other clients on the same path, not echo it.")
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="Relay across every server attached to this Redis (redis://host:port/db; implies --relay).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes listening on the same port (SO_REUSEPORT); with --relay they relay through --redis.",
+)
 @click.option("--fault", type=FaultName(), help="Serve this failure of the lab instead of the echo server.")
 @click.option("--list-faults", is_flag=True, help="List the failures --fault can serve, one per line, and exit.")
 @click.option(
@@ -273,38 +347,55 @@ def serve(
     no_compression: bool,
     max_size: int,
     verbose: bool,
+    relay: bool,
+    redis_url: str | None,
+    workers: int,
     fault: str | None,
     list_faults: bool,
     ca_out: Path | None,
     lang: str,
 ) -> None:
-    """Run an echo server that logs one line per connection and explains abnormal endings."""
+    """Run an echo (or relay) server that logs one line per connection and explains abnormal endings."""
     if list_faults:
         print_faults(lang)
         return
     settings = ServeSettings(host=host, port=port, lang=lang, verbose=verbose)
     if fault is not None:
-        if tls_cert or tls_key or no_compression:
+        if tls_cert or tls_key or no_compression or relay or redis_url or workers > 1:
             raise click.UsageError(
-                "--fault brings its own server: --tls-cert, --tls-key and --no-compression do not apply"
+                "--fault brings its own server: --tls-cert, --tls-key, --no-compression, --relay, --redis "
+                "and --workers do not apply"
             )
         _run(serve_fault(settings, fault, make_console(), ca_out), host, port)
         return
-    context = None
-    if tls_cert or tls_key:
-        if not (tls_cert and tls_key):
-            raise click.UsageError("--tls-cert and --tls-key go together")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = _tls_context(tls_cert, tls_key)
+    if redis_url is not None:
+        _check_redis_url(redis_url)
+        relay = True
+    if workers > 1 and relay and redis_url is None:
+        raise click.UsageError("--workers with --relay needs --redis: the workers relay to each other through it")
+    settings.relay = relay
+    settings.redis_url = redis_url
+    settings.server_options.update(compression=None if no_compression else "deflate", max_size=max_size)
+    if workers > 1:
         try:
-            context.load_cert_chain(tls_cert, tls_key)
-        except (ssl.SSLError, OSError) as exc:
-            raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
-    settings.server_options.update(
-        ssl=context,
-        compression=None if no_compression else "deflate",
-        max_size=max_size,
-    )
+            code = run_workers(workers, host, port, _worker, (tls_cert, tls_key, settings))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise SystemExit(code)
+    settings.server_options["ssl"] = context
     _run(serve_echo(settings, make_console()), host, port)
+
+
+def _check_redis_url(url: str) -> None:
+    try:
+        from redis.asyncio.connection import parse_url
+    except ImportError:
+        raise click.UsageError("--redis needs the redis package: pip install 'wsdoctor[redis]'") from None
+    try:
+        parse_url(url.replace("redis+cluster://", "redis://", 1))
+    except ValueError as exc:
+        raise click.BadParameter(f"{url!r} is not a Redis URL ({exc})", param_hint="--redis") from None
 
 
 def _run(main: Any, host: str, port: int) -> None:
