@@ -15,10 +15,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wsdoctor.diagnose.certs import Pki
 from wsdoctor.diagnose.check import CheckResult, run_check
 from wsdoctor.diagnose.faults import RunningFault, get_fault, start_fault
+
+if TYPE_CHECKING:
+    from wsdoctor.diagnose.certs import Pki
 
 __all__ = ["Outcome", "Scenario", "run_demo", "scenarios"]
 
@@ -88,6 +91,8 @@ def scenarios() -> list[Scenario]:
 
 @contextlib.asynccontextmanager
 async def _pki() -> AsyncIterator[Pki]:
+    from wsdoctor.diagnose.certs import Pki  # cryptography: only when the demo runs
+
     with tempfile.TemporaryDirectory(prefix="wsdoctor-demo-") as tmp:
         yield Pki(Path(tmp))
 
