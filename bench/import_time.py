@@ -4,7 +4,8 @@ Each import runs in a new interpreter (``python -c``), so nothing is cached in
 ``sys.modules``; the figure is the wall time of the whole process, interpreter
 start-up included, and the best of N runs is kept because this shared machine is
 noisy. A second figure, measured inside the process, isolates the import itself.
-It also runs the command line's cheapest path (``wsdoctor --version``).
+It also times a first use of ``connect`` in each library (both defer their imports
+until a name is used) and the command line's cheapest path (``wsdoctor --version``).
 
     python bench/import_time.py [--runs 10]
 
@@ -57,6 +58,13 @@ def main() -> None:
         process = best_process(["-c", f"import {module}"], args.runs)
         inner = best_inner(module, args.runs)
         print(f"{'import ' + module:<28} {process * 1000:>10.1f} {inner * 1000:>10.1f}")
+    # Both packages defer their imports: what a client program pays on first use of connect.
+    for label, statement in (
+        ("websockets: connect ready", "from websockets.asyncio.client import connect"),
+        ("wsdoctor: connect ready", "from wsdoctor import connect"),
+    ):
+        process = best_process(["-c", statement], args.runs)
+        print(f"{label:<28} {process * 1000:>10.1f} {'':>10}")
     version = best_process(["-m", "wsdoctor", "--version"], args.runs)
     print(f"{'wsdoctor --version':<28} {version * 1000:>10.1f} {'':>10}")
 
