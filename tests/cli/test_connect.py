@@ -224,6 +224,8 @@ async def test_terminal_history_and_double_slash() -> None:
             await expect(b"< hello")
             os.write(master, b"//x\r")
             await expect(b"< /x")
+            os.write(master, b"/ping\r")
+            await expect(b"pong in")
             os.write(master, b"/close\r")
             await expect(b"Normal Closure")
             returncode = await asyncio.to_thread(proc.wait, 30)
@@ -234,3 +236,15 @@ async def test_terminal_history_and_double_slash() -> None:
             os.close(master)
     assert recorder.received == ["hello", "hello", "/x"]
     assert returncode == 0
+
+
+async def test_jsonl_ending_when_the_dial_fails() -> None:
+    async def forbid(ws: WebSocketConnection, request: object) -> tuple[int, str]:
+        return 403, "no\n"
+
+    async with wsdoctor.serve(Recorder(), HOST, 0, process_request=forbid) as server:
+        code, out, err = await run_connect(f"ws://{HOST}:{server.port_number}/", "--jsonl", "-x", "hi")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 1 and records[0]["type"] == "ending"
+    assert records[0]["cause"] == "http.forbidden" and records[0]["ok"] is False
+    assert code == 6 and "Traceback" not in err

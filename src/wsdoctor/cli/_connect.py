@@ -106,23 +106,31 @@ class Session:
         self.jsonl = jsonl
         self.started = time.monotonic()
         self.out_lock = threading.Lock()
+        self.prompting = False  # True once input() shows the prompt: output must redraw it
 
     # -------------------------------------------------------------- output
 
     def emit(self, line: str) -> None:
         """One record on stdout, redrawing the prompt and the half-typed line on a terminal."""
         with self.out_lock:
-            if self.terminal:
+            if self.prompting:
                 sys.stdout.write("\r\x1b[K" + line + "\n" + PROMPT + _line_buffer())
             else:
                 sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
     def note(self, text: str, style: str = "") -> None:
-        """A diagnostic: stderr, never mixed with the data."""
+        """A diagnostic: stderr, never mixed with the data (the prompt redrawn after it)."""
         if self.jsonl and not self.terminal:
             return
-        self.err.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+        with self.out_lock:
+            if self.prompting:
+                sys.stdout.write("\r\x1b[K")
+                sys.stdout.flush()
+            self.err.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+            if self.prompting:
+                sys.stdout.write(PROMPT + _line_buffer())
+                sys.stdout.flush()
 
     def record(self, **fields: Any) -> None:
         fields["t"] = round(time.monotonic() - self.started, 6)
@@ -276,6 +284,7 @@ async def session(
 async def interact(s: Session, receiver: asyncio.Task[None], terminal: bool, wait: float) -> None:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), lines, terminal), daemon=True).start()
+    s.prompting = terminal
     while not s.ws.closed:
         get = asyncio.create_task(lines.get())
         done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
