@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl as ssl_module
 import time
@@ -23,11 +24,11 @@ from types import TracebackType
 from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
-from wsdoctor.aio._tls import start_client_tls, tls_info
+from wsdoctor.aio._tls import classify_closed_after_handshake, start_client_tls, tls_info
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
+from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, TLSHandshakeError, WebSocketError
 from wsdoctor.protocol._handshake import ClientHandshake
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._uri import parse_uri
@@ -54,6 +55,27 @@ def _dial_error(code: int, cause: str, detail: str) -> DialError:
     return DialError(Ending(code=code, cause=cause, initiator="local", detail=detail))
 
 
+def _client_cert_context(
+    secure: bool,
+    ssl: ssl_module.SSLContext | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+) -> ssl_module.SSLContext:
+    """A default client context presenting ``cert``; refused before any socket opens."""
+    if not secure:
+        raise ValueError("client_cert= was given for a ws:// URI; client certificates need wss://")
+    if ssl is not None:
+        raise ValueError("pass client_cert= without ssl=, or call ssl.load_cert_chain(cert, key) on your context")
+    if cert is None:
+        raise ValueError("client_key= needs client_cert=")
+    context = ssl_module.create_default_context()
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl_module.SSLError) as exc:
+        raise ValueError(f"cannot load the client certificate {os.fspath(cert)!r}: {exc}") from None
+    return context
+
+
 class connect:
     """Open a WebSocket connection to ``uri``.
 
@@ -65,6 +87,12 @@ class connect:
     when the server's 101 response does not negotiate one of them, the client sends
     Close 1010 naming the missing ones (RFC 6455 7.4.1) and raises
     :class:`NegotiationError` with cause ``extension.missing``.
+
+    ``client_cert`` and ``client_key`` (PEM files; the key may sit in the certificate's
+    file) present a client certificate to a server that requires one (mutual TLS),
+    loaded into a default context. With your own ``ssl`` context, call its
+    ``load_cert_chain(cert, key)`` instead. A server that requires a certificate and
+    gets none ends the dial with 1015 ``tls.client_cert_required``.
     """
 
     def __init__(
@@ -73,6 +101,8 @@ class connect:
         *,
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         compression: Compression = "deflate",
         deflate: DeflateConfig | None = None,
         require_extensions: Sequence[str] = (),
@@ -97,6 +127,8 @@ class connect:
         self.wsuri = parse_uri(uri)
         if ssl is not None and not self.wsuri.secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss:// for TLS")
+        if client_cert is not None or client_key is not None:
+            ssl = _client_cert_context(self.wsuri.secure, ssl, client_cert, client_key)
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
@@ -124,10 +156,19 @@ class connect:
     # -------------------------------------------------------------- awaiting
 
     def __await__(self) -> Generator[Any, None, WebSocketConnection]:
-        return self._dial().__await__()
+        return self._open().__await__()
 
     async def __aenter__(self) -> WebSocketConnection:
-        return await self._dial()
+        return await self._open()
+
+    async def _open(self) -> WebSocketConnection:
+        """Dial; every ending raised from here is told from the client's side."""
+        try:
+            return await self._dial()
+        except WebSocketError as exc:
+            if exc.ending is not None:
+                exc.ending = exc.ending.with_role("client")
+            raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -274,6 +315,18 @@ class connect:
             self._report("http", False, started, error=str(exc))
             raise
         if response is None:
+            if wsuri.secure:
+                # A TLS 1.3 server that requires a client certificate refuses it only now.
+                tls_ending = await classify_closed_after_handshake(
+                    ws.lost_error,
+                    host=address,
+                    port=wsuri.port,
+                    server_hostname=self.server_hostname or wsuri.host,
+                    timeout=max(0.001, deadline - loop.time()),
+                )
+                if tls_ending is not None:
+                    self._report("http", False, started, error=tls_ending.detail, cause=tls_ending.cause)
+                    raise TLSHandshakeError(tls_ending)
             self._report("http", False, started, error="connection closed")
             raise HandshakeError(
                 Ending(

@@ -120,6 +120,9 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
         self._eof_detail = ""
+        # What the transport reported when it was lost (a TLS alert, a reset), for
+        # diagnoses that need more than the ending's cause.
+        self.lost_error: BaseException | None = None
         # Bytes that arrive before the core is attached (handshake phase) go to this hook,
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
@@ -205,6 +208,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         return None  # close the transport: a WebSocket never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_error = exc
         cause = self._eof_cause
         detail = self._eof_detail
         if cause is None and exc is not None:
@@ -214,6 +218,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             ending = self.core.receive_eof(cause, detail)
         else:
             ending = Ending(code=1006, cause=cause or "tcp.closed", initiator="remote", detail=detail)
+        ending = ending.with_role("client" if self.is_client else "server")
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self._keepalive is not None:
