@@ -333,3 +333,18 @@ async def test_private_root_unknown_says_both_root_first(pki: Pki) -> None:
     assert ending.detail.index("is a root, trust it on the client") < ending.detail.index("is an intermediate")
     assert ending.fix.startswith("If untrusted rogue CA is a root CA, trust it on the client")
     assert "full chain" in ending.fix
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+async def test_client_certificate_the_server_does_not_trust(pki: Pki, version: ssl.TLSVersion) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from wsdoctor.diagnose.certs import issue
+
+    rogue = issue(pki.rogue, ["client.rogue.test"], purposes=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    cert, key = rogue.write(pki.directory, "rogue-client")
+    client_ctx = pki.client_context()
+    client_ctx.load_cert_chain(cert, key)
+    ending = await dial_failure(only(pki.requiring_client_cert([HOST]), version), client_ctx)
+    assert (ending.code, ending.cause) == (1015, "tls.client_cert_required")
+    assert "or one the server does not accept" in ending.detail
