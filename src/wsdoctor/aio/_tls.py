@@ -86,11 +86,6 @@ class CertInfo:
     # (then the certificate is good for any purpose).
     purposes: tuple[str, ...] = ()
 
-    @property
-    def server_auth(self) -> bool:
-        """May this certificate identify a TLS server (serverAuth, or no EKU at all)?"""
-        return not self.purposes or "serverAuth" in self.purposes or "anyExtendedKeyUsage" in self.purposes
-
 
 @dataclass(frozen=True)
 class TLSInfo:
@@ -326,9 +321,9 @@ def _wrong_purpose(leaf: CertInfo | None, names: str) -> Ending:
     return _tls("tls.wrong_purpose", f"the certificate for {names} is not meant for a TLS server (no serverAuth)")
 
 
-def _client_cert_required(reason: str, version: str) -> Ending:
+def _client_cert_required(reason: str, *, after_handshake: bool) -> Ending:
     how = f" ({reason})" if reason else ""
-    during = "after the handshake" if version == "TLSv1.3" else "during the handshake"
+    during = "after the handshake" if after_handshake else "during the handshake"
     return _tls(
         "tls.client_cert_required",
         f"the server asks for a client certificate (CertificateRequest) and ended the connection {during}"
@@ -385,7 +380,6 @@ class _Peek:
 
     info: TLSInfo | None
     cert_requested: bool
-    error: str = ""
 
 
 # TLS content type and handshake message type of a CertificateRequest (RFC 8446 4.3.2, RFC 5246 7.4.4).
@@ -413,8 +407,8 @@ async def _peek(host: str, port: int, server_hostname: str, timeout: float) -> _
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=server_hostname)
             return _Peek(tls_info(writer.get_extra_info("ssl_object")), bool(requested))
-    except (OSError, TimeoutError, ssl.SSLError, ValueError) as exc:
-        return _Peek(None, bool(requested), _reason(exc))
+    except (OSError, TimeoutError, ssl.SSLError, ValueError):
+        return _Peek(None, bool(requested))
     finally:
         if writer is not None:
             # Close politely: an abort right after the handshake looks, to the server,
@@ -508,7 +502,7 @@ async def start_client_tls(
                 ending = _with_peek(exc, ending, peek.info, ssl_context, server_hostname)
             elif peek.cert_requested and ending.cause == "tls.other":
                 # The server asked for a certificate and refused the handshake without one.
-                ending = _client_cert_required(_reason(exc), "TLSv1.2")
+                ending = _client_cert_required(_reason(exc), after_handshake=False)
         raise TLSHandshakeError(ending) from exc
     assert new is not None
     return new
@@ -529,6 +523,10 @@ async def classify_closed_after_handshake(
     has finished, so its refusal (a ``certificate_required`` alert, or just a closed
     connection) shows here rather than in the TLS step. Returns the 1015 ending when
     that is what happened, ``None`` when the close has nothing to do with TLS.
+
+    Without an alert the sign is a CertificateRequest seen by a second, unverified
+    handshake; a server that asks for an *optional* certificate and then hangs up
+    for another reason would be misread, which is why the detail says what was seen.
     """
     reason = _reason(exc) if exc is not None else ""
     if "CERTIFICATE_REQUIRED" in reason.upper():
@@ -542,6 +540,5 @@ async def classify_closed_after_handshake(
         return _tls("tls.client_cert_required", f"the server refused this client's certificate ({reason})")
     peek = await _peek(host, port, server_hostname, max(timeout, 1.0))
     if peek.cert_requested:
-        version = peek.info.version if peek.info is not None else ""
-        return _client_cert_required(reason, version)
+        return _client_cert_required(reason, after_handshake=peek.info is not None)
     return None
