@@ -162,3 +162,52 @@ def test_texts_mention_the_fix_essentials() -> None:
     assert "Sec-WebSocket-Extensions" in fix1010 and "permessage-deflate" in fix1010
     assert "max_size" in explain(1009).fix
     assert re.search(r"proxy|proxies", explain(1006).when)
+
+
+def test_every_cause_says_whether_it_is_retried() -> None:
+    rules = data("codes.json")["causes"]
+    assert isinstance(rules, dict)
+    for cause in cause_ids():
+        assert cause in rules, cause
+        assert rules[cause]["retry"] in (True, False, "code", "status"), cause
+    entries = data("codes.json")["entries"]
+    assert isinstance(entries, dict)
+    assert all(isinstance(entry["retry"], bool) for entry in entries.values())
+
+
+@pytest.mark.parametrize(
+    ("cause", "code", "status", "transient"),
+    [
+        ("tcp.refused", None, None, True),
+        ("tcp.reset", None, None, True),
+        ("dns.temporary", None, None, True),
+        ("dns.not_found", None, None, False),
+        ("tls.untrusted", None, None, False),
+        ("tls.expired", None, None, False),
+        ("tls.hostname", None, None, False),
+        ("proxy.auth", None, None, False),
+        ("proxy.unreachable", None, None, True),
+        ("redirect.downgrade", None, None, False),
+        ("handshake.status", None, 503, True),
+        ("handshake.status", None, 429, True),
+        ("handshake.status", None, 401, False),
+        ("handshake.status", None, 403, False),
+        ("handshake.status", None, 404, False),
+        *[("closed.by_peer", code, None, True) for code in (1001, 1011, 1012, 1013, 1014)],
+        *[("closed.by_peer", code, None, False) for code in (1000, 1002, 1003, 1007, 1008, 1010, 4000)],
+        ("tcp.closed", 1006, None, True),
+        ("protocol.masked_frame", 1002, None, False),
+        ("no.such_cause", None, None, False),
+    ],
+)
+def test_transient_or_permanent(cause: str, code: int | None, status: int | None, transient: bool) -> None:
+    from wsdoctor.knowledge import is_transient
+
+    assert is_transient(cause, code, status) is transient
+
+
+def test_cause_text_and_explanation_carry_the_retry_flag() -> None:
+    assert explain_cause("tcp.refused").retry is True
+    assert explain_cause("tls.expired", "es").retry is False
+    assert explain_cause("closed.by_peer").retry == "code"
+    assert explain(1012).retry and not explain(1008).retry
