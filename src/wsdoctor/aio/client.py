@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import socket
 import ssl as ssl_module
 import time
+import urllib.parse
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
+from wsdoctor.aio._proxy import ProxyChoice, ProxySetting, ProxyURL, choose_proxy, http_connect, socks_connect
 from wsdoctor.aio._tls import start_client_tls, tls_info
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
-from wsdoctor.protocol._handshake import ClientHandshake
+from wsdoctor.protocol._handshake import ClientHandshake, Response
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._uri import parse_uri
 
@@ -54,6 +57,26 @@ def _dial_error(code: int, cause: str, detail: str) -> DialError:
     return DialError(Ending(code=code, cause=cause, initiator="local", detail=detail))
 
 
+def _set_nodelay(transport: asyncio.Transport) -> None:
+    sock_obj = transport.get_extra_info("socket")
+    if sock_obj is not None:
+        with contextlib.suppress(OSError):  # not every platform lets us
+            sock_obj.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# The statuses a client follows to another URL (RFC 9110 15.4).
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class _Redirect(Exception):
+    """Raised inside a dial when the server's answer is a redirect to follow."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(status, location)
+        self.status = status
+        self.location = location
+
+
 class connect:
     """Open a WebSocket connection to ``uri``.
 
@@ -65,6 +88,15 @@ class connect:
     when the server's 101 response does not negotiate one of them, the client sends
     Close 1010 naming the missing ones (RFC 6455 7.4.1) and raises
     :class:`NegotiationError` with cause ``extension.missing``.
+
+    ``proxy`` is a proxy URL (``http://user:pass@host:3128``, ``https://...``,
+    ``socks5://...``), ``None`` to dial directly, or ``True`` (the default) to take it
+    from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` unless ``NO_PROXY`` names the
+    host; ``proxy_ssl`` is the TLS context for an ``https://`` proxy. Up to
+    ``max_redirects`` redirects (301, 302, 303, 307, 308) are followed, never from
+    ``wss://`` to ``ws://`` (cause ``redirect.downgrade``); 0 follows none.
+
+    ``async for ws in connect(uri):`` reconnects: see :meth:`__aiter__`.
     """
 
     def __init__(
@@ -88,6 +120,9 @@ class connect:
         max_frame_size: int | None = None,
         max_queue: int | None = 16,
         write_limit: int = 1 << 16,
+        proxy: ProxySetting = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
+        max_redirects: int = 10,
         trace: TraceCallback | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -108,6 +143,9 @@ class connect:
         self.origin = origin
         self.user_agent = user_agent
         self.trace = trace
+        self.proxy = proxy
+        self.proxy_ssl = proxy_ssl
+        self.max_redirects = max_redirects
         self.limits = Limits(
             open_timeout=open_timeout,
             close_timeout=close_timeout,
@@ -142,29 +180,65 @@ class connect:
             self.trace(Step(name, ok, (time.perf_counter() - started) * 1000.0, details))
 
     async def _dial(self) -> WebSocketConnection:
+        """Dial, following redirects: each hop is a whole new dial to the new URL."""
+        hops = 0
+        while True:
+            try:
+                return await self._dial_once()
+            except _Redirect as redirect:
+                hops += 1
+                if hops > self.max_redirects:
+                    raise _dial_error(
+                        1006,
+                        "redirect.too_many",
+                        f"more than {self.max_redirects} redirects; the last one was to {redirect.location}",
+                    ) from None
+                self._follow(redirect)
+
+    async def _dial_once(self) -> WebSocketConnection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.open_timeout
         wsuri = self.wsuri
         ws = self.limits.new_connection(is_client=True, logger=self.logger)
+        choice = self._choose_proxy()
+        if choice.proxy is None:
+            transport, address = await self._open_tcp(ws, wsuri.host, wsuri.port, deadline)
+        else:
+            transport, address = await self._open_proxy(ws, choice, deadline)
+        try:
+            return await self._after_tcp(ws, transport, deadline, address)
+        except BaseException:
+            if ws.transport is not None:
+                ws.transport.abort()
+            raise
+
+    async def _open_tcp(
+        self, ws: WebSocketConnection, host: str, port: int, deadline: float, proxy: ProxyURL | None = None
+    ) -> tuple[asyncio.Transport, str]:
+        """The DNS and TCP steps, to the server or, when there is one, to the proxy."""
+        loop = asyncio.get_running_loop()
+        via = {"via": "proxy"} if proxy is not None else {}
 
         # DNS
         started = time.perf_counter()
         try:
             async with asyncio.timeout_at(deadline):
-                infos = await loop.getaddrinfo(wsuri.host, wsuri.port, type=socket.SOCK_STREAM)
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except TimeoutError:
-            self._report("dns", False, started, error="timeout")
-            raise _dial_error(1006, "dns.timeout", f"no answer for {wsuri.host!r} within the open timeout") from None
+            self._report("dns", False, started, error="timeout", **via)
+            raise _dial_error(1006, "dns.timeout", f"no answer for {host!r} within the open timeout") from None
         except socket.gaierror as exc:
-            self._report("dns", False, started, error=str(exc))
-            raise _dial_error(1006, "dns.not_found", f"{wsuri.host!r}: {exc.strerror or exc}") from None
+            self._report("dns", False, started, error=str(exc), **via)
+            whose = "the proxy host " if proxy is not None else ""
+            cause = "dns.temporary" if exc.errno == socket.EAI_AGAIN else "dns.not_found"
+            raise _dial_error(1006, cause, f"{whose}{host!r}: {exc.strerror or exc}") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
-        self._report("dns", True, started, host=wsuri.host, addresses=addresses)
+        self._report("dns", True, started, host=host, addresses=addresses, **via)
 
         # TCP: each address in turn, as the resolver ordered them.
         started = time.perf_counter()
         transport: asyncio.Transport | None = None
-        address = wsuri.host
+        address = host
         last_exc: BaseException | None = None
         for family, type_, proto, _, sockaddr in infos:
             try:
@@ -186,20 +260,13 @@ class connect:
             except OSError as exc:
                 last_exc = exc
         if transport is None:
-            self._report("tcp", False, started, error=str(last_exc))
+            self._report("tcp", False, started, error=str(last_exc), **via)
+            if proxy is not None:
+                raise self._proxy_tcp_error(proxy, last_exc) from None
             raise self._tcp_error(last_exc) from None
-        sock_obj = transport.get_extra_info("socket")
-        if sock_obj is not None:
-            with contextlib.suppress(OSError):  # not every platform lets us
-                sock_obj.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._report("tcp", True, started, peer=str(transport.get_extra_info("peername")))
-
-        try:
-            return await self._after_tcp(ws, transport, deadline, address)
-        except BaseException:
-            if ws.transport is not None:
-                ws.transport.abort()
-            raise
+        _set_nodelay(transport)
+        self._report("tcp", True, started, peer=str(transport.get_extra_info("peername")), **via)
+        return transport, address
 
     def _tcp_error(self, exc: BaseException | None) -> DialError:
         host, port = self.wsuri.host, self.wsuri.port
@@ -212,6 +279,129 @@ class connect:
         if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return _dial_error(1006, "tcp.unreachable", f"{host}:{port}: {exc.strerror}")
         return _dial_error(1006, "tcp.reset", f"{host}:{port}: {exc}")
+
+    def _proxy_tcp_error(self, proxy: ProxyURL, exc: BaseException | None) -> DialError:
+        if isinstance(exc, TimeoutError):
+            return _dial_error(
+                1006, "proxy.timeout", f"the proxy {proxy} did not accept within {self.limits.open_timeout:g} s"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return _dial_error(1006, "proxy.refused", f"nothing is listening at the proxy {proxy}")
+        return _dial_error(1006, "proxy.refused", f"cannot connect to the proxy {proxy}: {exc}")
+
+    # ------------------------------------------------------------- proxies
+
+    def _choose_proxy(self) -> ProxyChoice:
+        choice = choose_proxy(self.wsuri, self.proxy)
+        if choice.proxy is None and choice.bypassed:
+            # Said out loud, because "why is my proxy variable ignored?" is a real question.
+            self._report(
+                "proxy", True, time.perf_counter(), bypassed=choice.bypassed, no_proxy=choice.no_proxy, direct=True
+            )
+        return choice
+
+    async def _open_proxy(
+        self, ws: WebSocketConnection, choice: ProxyChoice, deadline: float
+    ) -> tuple[asyncio.Transport, str]:
+        """The proxy step: a tunnel to the server through an HTTP or SOCKS proxy."""
+        loop = asyncio.get_running_loop()
+        proxy = choice.proxy
+        assert proxy is not None
+        wsuri = self.wsuri
+        about: dict[str, Any] = {"proxy": str(proxy), "source": choice.source, "target": f"{wsuri.host}:{wsuri.port}"}
+        if proxy.is_socks:
+            started = time.perf_counter()
+            try:
+                sock = await socks_connect(proxy, wsuri.host, wsuri.port, max(0.001, deadline - loop.time()))
+            except DialError as exc:
+                self._report("proxy", False, started, cause=exc.ending.cause, error=exc.ending.detail, **about)
+                raise
+            try:
+                transport, _ = await loop.create_connection(lambda: ws, sock=sock)
+            except OSError as exc:
+                sock.close()
+                self._report("proxy", False, started, error=str(exc), **about)
+                raise _dial_error(1006, "proxy.closed", f"{proxy}: {exc}") from None
+            _set_nodelay(transport)
+            self._report("proxy", True, started, answer=f"{proxy.scheme} tunnel open", **about)
+            return transport, wsuri.host
+
+        transport, _ = await self._open_tcp(ws, proxy.host, proxy.port, deadline, proxy=proxy)
+        started = time.perf_counter()
+        try:
+            if proxy.scheme == "https":
+                transport = await self._proxy_tls(ws, transport, proxy, deadline)
+                about["tls"] = True
+            answer = await http_connect(ws, transport, proxy, wsuri.host, wsuri.port, deadline)
+        except DialError as exc:
+            transport.abort()
+            self._report("proxy", False, started, cause=exc.ending.cause, error=exc.ending.detail, **about)
+            raise
+        self._report("proxy", True, started, answer=f"{answer.status} {answer.reason}".strip(), **about)
+        # The server's address is the proxy's business; TLS diagnostics use the host name.
+        return transport, wsuri.host
+
+    async def _proxy_tls(
+        self, ws: WebSocketConnection, transport: asyncio.Transport, proxy: ProxyURL, deadline: float
+    ) -> asyncio.Transport:
+        loop = asyncio.get_running_loop()
+        context = self.proxy_ssl or ssl_module.create_default_context()
+        try:
+            async with asyncio.timeout_at(deadline):
+                new = await loop.start_tls(transport, ws, context, server_hostname=proxy.host)
+        except (ssl_module.SSLError, OSError, TimeoutError) as exc:
+            transport.abort()
+            raise _dial_error(1006, "proxy.tls", f"TLS with the proxy {proxy} failed: {exc}") from None
+        assert new is not None
+        ws.transport = new
+        return new
+
+    # ----------------------------------------------------------- redirects
+
+    def _check_redirect(self, response: Response, started: float) -> None:
+        """Raise ``_Redirect`` when the answer to the upgrade is a redirect to follow."""
+        if self.max_redirects <= 0 or response.status not in _REDIRECTS:
+            return
+        location = response.get("location")
+        if not location:
+            return  # a redirect without a target is just an HTTP error
+        self._report("redirect", True, started, status=response.status, reason=response.reason, location=location)
+        raise _Redirect(response.status, location)
+
+    def _follow(self, redirect: _Redirect) -> None:
+        """Point this dial at the redirect's target, refusing a TLS downgrade."""
+        current = self.wsuri
+        base = f"{'https' if current.secure else 'http'}://{current.host_header}{current.resource}"
+        try:
+            target = urllib.parse.urljoin(base, redirect.location.strip())
+            scheme, sep, rest = target.partition("://")
+        except ValueError as exc:
+            raise _dial_error(1006, "redirect.bad_location", f"Location {redirect.location!r}: {exc}") from None
+        scheme = {"http": "ws", "https": "wss"}.get(scheme.lower(), scheme.lower())
+        if not sep or scheme not in ("ws", "wss"):
+            raise _dial_error(
+                1006, "redirect.bad_location", f"Location {redirect.location!r} is not a WebSocket or HTTP URL"
+            )
+        if current.secure and scheme == "ws":
+            raise _dial_error(
+                1006,
+                "redirect.downgrade",
+                f"{current} redirected ({redirect.status}) to {redirect.location!r}, which is not encrypted",
+            )
+        try:
+            new = parse_uri(f"{scheme}://{rest}")
+        except (WebSocketError, ValueError) as exc:
+            raise _dial_error(1006, "redirect.bad_location", f"Location {redirect.location!r}: {exc}") from None
+        same_origin = (new.secure, new.host, new.port) == (current.secure, current.host, current.port)
+        if same_origin and new.user_info is None and current.user_info is not None:
+            new = dataclasses.replace(new, user_info=current.user_info)
+        if not same_origin:
+            # Credentials meant for one server are not handed to another one.
+            self.extra_headers = [(k, v) for k, v in self.extra_headers if k.lower() != "authorization"]
+            if new.host != current.host:
+                self.server_hostname = None
+        self.wsuri = new
+        self.uri = str(new)
 
     async def _after_tcp(
         self, ws: WebSocketConnection, transport: asyncio.Transport, deadline: float, address: str
@@ -283,6 +473,7 @@ class connect:
                     detail="the server closed the connection before answering the upgrade request",
                 )
             )
+        self._check_redirect(response, started)
         try:
             accepted = handshake.validate(response)
         except WebSocketError as exc:
