@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import email.utils
 import errno
 import logging
+import random
 import socket
 import ssl as ssl_module
 import time
 import urllib.parse
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 
@@ -28,14 +31,15 @@ from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._proxy import ProxyChoice, ProxySetting, ProxyURL, choose_proxy, http_connect, socks_connect
 from wsdoctor.aio._tls import start_client_tls, tls_info
 from wsdoctor.aio.connection import Limits, WebSocketConnection
+from wsdoctor.knowledge import is_transient
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
+from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError, closed_exception
 from wsdoctor.protocol._handshake import ClientHandshake, Response
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._uri import parse_uri
 
-__all__ = ["Step", "connect"]
+__all__ = ["Backoff", "Step", "connect"]
 
 Compression = Literal["deflate"] | None
 
@@ -66,6 +70,50 @@ def _set_nodelay(transport: asyncio.Transport) -> None:
 
 # The statuses a client follows to another URL (RFC 9110 15.4).
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+# A Retry-After longer than this is taken as a mistake rather than waited for.
+_MAX_RETRY_AFTER = 3600.0
+
+
+def _retry_after(headers: Sequence[tuple[str, str]]) -> float | None:
+    """The delay a ``Retry-After`` header asks for (seconds or an HTTP date), if any."""
+    value = next((v.strip() for k, v in headers if k.lower() == "retry-after"), None)
+    if not value:
+        return None
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), _MAX_RETRY_AFTER)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The delays between reconnection attempts: exponential, with jitter.
+
+    The first delay is random in ``[0, initial_delay)`` so that clients dropped
+    together by a restart do not come back together; then ``min_delay`` grows by
+    ``factor`` up to ``max_delay``, each shortened by up to ``jitter`` of itself.
+    The defaults are websockets' own.
+    """
+
+    initial_delay: float = 5.0
+    min_delay: float = 3.1
+    max_delay: float = 90.0
+    factor: float = 1.618
+    jitter: float = 0.2
+
+    def delays(self) -> Iterator[float]:
+        yield random.random() * self.initial_delay
+        delay = self.min_delay
+        while True:
+            yield min(delay, self.max_delay) * (1.0 - self.jitter * random.random())
+            delay = min(delay * self.factor, self.max_delay)
 
 
 class _Redirect(Exception):
@@ -123,6 +171,7 @@ class connect:
         proxy: ProxySetting = True,
         proxy_ssl: ssl_module.SSLContext | None = None,
         max_redirects: int = 10,
+        backoff: Backoff | None = None,
         trace: TraceCallback | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -146,6 +195,7 @@ class connect:
         self.proxy = proxy
         self.proxy_ssl = proxy_ssl
         self.max_redirects = max_redirects
+        self.backoff = backoff or Backoff()
         self.limits = Limits(
             open_timeout=open_timeout,
             close_timeout=close_timeout,
@@ -172,6 +222,68 @@ class connect:
     ) -> None:
         if self.connection is not None:
             await self.connection.close()
+
+    # ---------------------------------------------------------- reconnecting
+
+    async def __aiter__(self) -> AsyncIterator[WebSocketConnection]:
+        """``async for ws in connect(uri):`` a new connection each time the last one ended.
+
+        The ending decides (see :func:`wsdoctor.knowledge.is_transient`): a transient
+        one (refused, reset, a 1001/1011/1012/1013/1014 close, a 429 or 5xx answer)
+        is retried after an exponential, jittered delay (``backoff``), honouring a
+        ``Retry-After`` header; a permanent one (an untrusted certificate, a 403, a
+        1008 close) is raised; a normal closure (1000) ends the loop. Each retry is
+        logged on the client's logger with the ending and the delay. Leaving the
+        loop body while the connection is still open closes it and dials again at once.
+        """
+        delays = self.backoff.delays()
+        while True:
+            try:
+                ws = await self._dial()
+            except DialError as exc:
+                delay = self._retry_delay(exc.ending, delays, exc)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            delays = self.backoff.delays()  # a connection opened: start over from short delays
+            fresh = False
+            try:
+                yield ws
+            finally:
+                if ws.open:
+                    fresh = True
+                    await ws.close()
+            if fresh:
+                continue
+            ending = await ws.wait_closed()
+            delay = self._retry_delay(ending, delays)
+            if delay is None:
+                if ending.ok or (ending.code == 1000 and ending.initiator == "local"):
+                    return
+                raise closed_exception(ending)
+            await asyncio.sleep(delay)
+
+    def _retry_delay(self, ending: Ending, delays: Iterator[float], exc: DialError | None = None) -> float | None:
+        """How long to wait before dialling again, or None when the ending is permanent."""
+        status = exc.status if isinstance(exc, HandshakeError) else None
+        if not is_transient(ending.cause, ending.code, status):
+            return None
+        delay = next(delays)
+        if isinstance(exc, HandshakeError):
+            retry_after = _retry_after(exc.headers)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+        detail = f" ({ending.detail})" if ending.detail else ""
+        self.logger.info(
+            "%s [%s]%s; reconnecting in %.2f s",
+            ending.sentence(),
+            ending.cause,
+            detail,
+            delay,
+            extra={"ending": ending, "delay": delay},
+        )
+        return delay
 
     # ----------------------------------------------------------------- steps
 
