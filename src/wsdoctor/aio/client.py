@@ -119,10 +119,12 @@ class Backoff:
 class _Redirect(Exception):
     """Raised inside a dial when the server's answer is a redirect to follow."""
 
-    def __init__(self, status: int, location: str) -> None:
+    def __init__(self, status: int, reason: str, location: str, started: float) -> None:
         super().__init__(status, location)
         self.status = status
+        self.reason = reason
         self.location = location
+        self.started = started
 
 
 class connect:
@@ -299,13 +301,19 @@ class connect:
                 return await self._dial_once()
             except _Redirect as redirect:
                 hops += 1
-                if hops > self.max_redirects:
-                    raise _dial_error(
-                        1006,
-                        "redirect.too_many",
-                        f"more than {self.max_redirects} redirects; the last one was to {redirect.location}",
-                    ) from None
-                self._follow(redirect)
+                hop = {"status": redirect.status, "reason": redirect.reason, "location": redirect.location}
+                try:
+                    if hops > self.max_redirects:
+                        raise _dial_error(
+                            1006,
+                            "redirect.too_many",
+                            f"more than {self.max_redirects} redirects; the last one was to {redirect.location}",
+                        ) from None
+                    self._follow(redirect)
+                except DialError as exc:
+                    self._report("redirect", False, redirect.started, error=exc.ending.detail, **hop)
+                    raise
+                self._report("redirect", True, redirect.started, to=self.uri, **hop)
 
     async def _dial_once(self) -> WebSocketConnection:
         loop = asyncio.get_running_loop()
@@ -477,8 +485,7 @@ class connect:
         location = response.get("location")
         if not location:
             return  # a redirect without a target is just an HTTP error
-        self._report("redirect", True, started, status=response.status, reason=response.reason, location=location)
-        raise _Redirect(response.status, location)
+        raise _Redirect(response.status, response.reason, location, started)
 
     def _follow(self, redirect: _Redirect) -> None:
         """Point this dial at the redirect's target, refusing a TLS downgrade."""
