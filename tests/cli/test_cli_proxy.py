@@ -106,11 +106,18 @@ def test_bad_proxy_url_is_a_usage_error() -> None:
 
 async def test_check_shows_redirects() -> None:
     def moved(ws: WebSocketConnection, request: Request) -> object:
-        return (302, [("Location", "/new")], "") if request.target == "/old" else None
+        if request.target in ("/old", "/loop"):
+            return 302, [("Location", "/new" if request.target == "/old" else "/loop")], ""
+        return None
 
     async with wsdoctor.serve(echo, HOST, 0, process_request=moved) as server:
         base = f"ws://{HOST}:{server.port_number}"
         code, out, _ = await wsdoctor_cli("check", base + "/old")
+        loop_code, loop_out, _ = await wsdoctor_cli("check", base + "/loop", "--max-redirects", "2", "--json")
+    assert loop_code == 11
+    loop = json.loads(loop_out)
+    assert loop["ending"]["cause"] == "redirect.too_many"
+    assert [s["name"] for s in loop["steps"]].count("redirect") == 3
     assert code == 0
     assert "Redirect: ok" in out and f"302 Found Location: /new -> {base}/new" in out
 

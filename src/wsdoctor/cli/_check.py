@@ -11,7 +11,7 @@ from rich.table import Table
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import Step
-from wsdoctor.cli._options import dial_options, parse_headers, proxy_setting, ssl_for, validate_url
+from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
 from wsdoctor.cli._render import render_ending
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
 from wsdoctor.knowledge import _texts
@@ -43,6 +43,11 @@ Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
 def describe(step: Step) -> str:
     """One line of details for a step, as a person wants to read it."""
     d = step.details
+    if not step.ok and step.name == "http" and d.get("status") is not None and d.get("status") != 101:
+        # A refusal: the status and the values that say what to do, on the step line itself.
+        shown = d.get("shown") or {}
+        values = [f"{k}: {v!r}" if k == "body" else f"{k}: {v}" for k, v in shown.items()]
+        return "; ".join([f"{d['status']} {d.get('reason', '')}".strip(), *values])
     if not step.ok:
         for key in ("error", "missing", "cause"):
             if key in d:
@@ -160,6 +165,7 @@ def check(
                 headers=header_list,
                 timeout=timeout,
                 proxy=proxy_setting(),
+                max_redirects=max_redirects(),
                 on_step=on_step,
             )
         )

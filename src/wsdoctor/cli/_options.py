@@ -57,6 +57,20 @@ def _store_proxy(ctx: click.Context, param: click.Parameter, value: str | bool |
     ctx.meta.setdefault(_PROXY_KEY, value)
 
 
+_REDIRECTS_KEY = "wsdoctor.max_redirects"
+
+
+def _store_redirects(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.meta[_REDIRECTS_KEY] = value
+
+
+def max_redirects() -> int:
+    """How many redirects the command follows (--max-redirects, 10 by default)."""
+    ctx = click.get_current_context(silent=True)
+    value = 10 if ctx is None else ctx.meta.get(_REDIRECTS_KEY, 10)
+    return int(value)
+
+
 def proxy_setting() -> ProxySetting:
     """The proxy the command was asked to use: a URL, None (direct) or True (the environment)."""
     ctx = click.get_current_context(silent=True)
@@ -67,7 +81,8 @@ def proxy_setting() -> ProxySetting:
 
 
 def dial_options(func: F) -> F:
-    """--ca, --insecure, --header, --subprotocol, --require-extension, --timeout, --proxy, --no-proxy."""
+    """--ca, --insecure, --header, --subprotocol, --require-extension, --timeout, --proxy, --no-proxy,
+    --max-redirects (the last three are read back with proxy_setting() and max_redirects())."""
     for decorator in reversed(
         [
             click.option(
@@ -106,6 +121,15 @@ def dial_options(func: F) -> F:
                 expose_value=False,
                 callback=_store_proxy,
                 help="Dial directly, ignoring the proxy variables.",
+            ),
+            click.option(
+                "--max-redirects",
+                type=click.IntRange(min=0),
+                default=10,
+                show_default=True,
+                expose_value=False,
+                callback=_store_redirects,
+                help="Redirects (301, 302, 303, 307, 308) to follow; 0 shows the first one as a failure.",
             ),
         ]
     ):

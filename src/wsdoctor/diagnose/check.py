@@ -117,6 +117,7 @@ async def run_check(
     headers: Sequence[tuple[str, str]] = (),
     timeout: float = 10.0,
     proxy: ProxySetting = True,
+    max_redirects: int = 10,
     on_step: Callable[[Step], None] | None = None,
 ) -> CheckResult:
     """Dial ``url`` step by step, ping once, close; stop at the first failure."""
@@ -138,6 +139,7 @@ async def run_check(
             close_timeout=timeout,
             ping_interval=None,
             proxy=proxy,
+            max_redirects=max_redirects,
             trace=record,
         )
     except WebSocketError as exc:
