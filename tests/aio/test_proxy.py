@@ -291,3 +291,14 @@ async def test_https_proxy_and_wss_inside(tmp_path: Path) -> None:
             assert exc.ending.cause == "proxy.tls"  # the system's trust store does not know our CA
     finally:
         handle.close()
+
+
+async def test_tls_failure_through_a_proxy_keeps_its_cause(tmp_path: Path, http_proxy: int) -> None:
+    pki = Pki(tmp_path)
+    async with wsdoctor.serve(echo, HOST, 0, ssl=pki.expired([HOST])) as server:
+        with pytest.raises(wsdoctor.TLSHandshakeError) as info:
+            async with asyncio.timeout(15):
+                await wsdoctor.connect(
+                    url(server, "wss"), ssl=pki.client_context(), proxy=f"http://{HOST}:{http_proxy}"
+                )
+    assert (info.value.ending.code, info.value.ending.cause) == (1015, "tls.expired")

@@ -592,6 +592,7 @@ class connect:
                     port=wsuri.port,
                     timeout=max(0.001, deadline - loop.time()),
                     host=address,
+                    probe=not self._via_proxy,
                 )
             except DialError as exc:
                 self._report("tls", False, started, cause=exc.ending.cause, error=exc.ending.detail)
