@@ -30,7 +30,6 @@ import asyncio
 import base64
 import os
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +152,8 @@ def choose_proxy(uri: WSURI, setting: ProxySetting = True) -> ProxyChoice:
 
 def _bypassed(uri: WSURI, no_proxy: str) -> bool:
     """The standard library's reading of ``no_proxy`` (suffixes, ``*``, optional ports)."""
+    import urllib.request  # only when a proxy variable is set: it is slow to import
+
     bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - not in typeshed
     host = uri.host.strip("[]")
     return any(bypass(candidate, {"no": no_proxy}) for candidate in (f"{host}:{uri.port}", host))

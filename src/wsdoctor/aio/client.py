@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email.utils
 import errno
 import logging
 import random
@@ -95,6 +94,8 @@ def _retry_after(headers: Sequence[tuple[str, str]]) -> float | None:
         return None
     if value.isdigit():
         return min(float(value), _MAX_RETRY_AFTER)
+    import email.utils  # an HTTP date is rare, and the module is slow to import
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
