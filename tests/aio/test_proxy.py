@@ -105,7 +105,11 @@ def tinyproxy(tmp_path: Path) -> Iterator[int]:
         yield port
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:  # it lingers over open tunnels: ours only, so stop it hard
+            process.kill()
+            process.wait(5)
 
 
 def url(server: wsdoctor.Server, scheme: str = "ws") -> str:
