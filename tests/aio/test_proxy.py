@@ -306,3 +306,14 @@ async def test_tls_failure_through_a_proxy_keeps_its_cause(tmp_path: Path, http_
                     url(server, "wss"), ssl=pki.client_context(), proxy=f"http://{HOST}:{http_proxy}"
                 )
     assert (info.value.ending.code, info.value.ending.cause) == (1015, "tls.expired")
+
+
+async def test_socks_without_python_socks_says_which_extra(
+    echo_server: wsdoctor.Server, socks_proxy: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "python_socks", None)  # as if the socks extra were not installed
+    exc = await dial_error(url(echo_server), proxy=f"socks5://{HOST}:{socks_proxy}")
+    assert exc.ending.cause == "proxy.unsupported"
+    assert "socks extra" in exc.ending.detail
