@@ -155,3 +155,14 @@ def test_peer_gone_then_calls_raise_with_the_ending() -> None:
         assert ending.code == 1006
         with pytest.raises(wsdoctor.ConnectionClosedError):
             ws.recv()
+
+
+def test_a_dropped_connection_stops_its_thread(echo_port: int) -> None:
+    import gc
+
+    threads = threading.active_count()
+    ws = wsdoctor.sync.connect(f"ws://{HOST}:{echo_port}/")
+    ws.send("bye")
+    del ws
+    gc.collect()
+    assert threading.active_count() == threads

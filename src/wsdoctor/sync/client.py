@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -63,6 +64,18 @@ class _LoopThread:
         self.loop.close()
 
 
+def _abandon(portal: _LoopThread, ws: WebSocketConnection) -> None:
+    if portal.stopped:
+        return
+
+    def abort() -> None:
+        if ws.transport is not None and not ws.closed:
+            ws.transport.abort()
+
+    portal.loop.call_soon_threadsafe(abort)
+    portal.stop()
+
+
 class ClientConnection:
     """A connection opened by :func:`connect`; every method blocks until it is done.
 
@@ -74,6 +87,8 @@ class ClientConnection:
         self._portal = portal
         self._ws = ws
         self._lock = threading.Lock()
+        # A connection dropped without close() must not leave its thread and socket behind.
+        weakref.finalize(self, _abandon, portal, ws)
 
     # ----------------------------------------------------------- properties
 
