@@ -15,6 +15,7 @@ import wsdoctor
 import wsdoctor.sync
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
+from wsdoctor.protocol._handshake import Request
 
 HOST = "127.0.0.1"
 Handler = Callable[[WebSocketConnection], Awaitable[None]]
@@ -166,3 +167,39 @@ def test_a_dropped_connection_stops_its_thread(echo_port: int) -> None:
     del ws
     gc.collect()
     assert threading.active_count() == threads
+
+
+def test_same_options_as_asyncio_proxy_and_redirects() -> None:
+    """A proxy (pproxy, on an event loop thread of its own) and a redirect, through the blocking client."""
+    import pproxy
+
+    loop = asyncio.new_event_loop()
+    started: Future[asyncio.AbstractServer] = Future()
+
+    async def start() -> None:
+        handle = await pproxy.Server(f"http://{HOST}:0").start_server({"rserver": [], "verbose": lambda *a: None})
+        started.set_result(handle)
+
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop)
+
+    def moved(ws: WebSocketConnection, request: Request) -> object:
+        return (307, [("Location", "/here")], "") if request.target == "/old" else None
+
+    try:
+        handle = started.result(timeout=10)
+        proxy_port = handle.sockets[0].getsockname()[1]
+        steps: list[wsdoctor.aio.Step] = []
+        with ServerThread(echo, process_request=moved) as port:
+            uri = f"ws://{HOST}:{port}/old"
+            with wsdoctor.sync.connect(uri, proxy=f"http://{HOST}:{proxy_port}", trace=steps.append) as ws:
+                ws.send("via proxy")
+                assert ws.recv(timeout=5) == "via proxy"
+        names = [s.name for s in steps]
+        assert names.count("proxy") == 2 and "redirect" in names
+        loop.call_soon_threadsafe(handle.close)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
