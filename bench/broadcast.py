@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -68,23 +67,28 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 async def broadcast_server(lib: str, port: int) -> None:
     """Hold every connection; on "go:N" from /control, broadcast N messages and answer with the time taken."""
+    import logging
+
+    logging.getLogger("websockets").setLevel(logging.CRITICAL)  # the clients just disconnect
     conns: set[Any] = set()
     payload = os.urandom(SIZE)
 
     async def burst(n: int) -> tuple[float, int]:
+        from websockets.asyncio.server import broadcast
+
+        import wsdoctor
+
         skipped = 0
-        t0 = time.perf_counter()
+        inside = 0.0  # time spent in the broadcast calls themselves
         for _ in range(n):
+            t0 = time.perf_counter()
             if lib == "wsdoctor":
-                import wsdoctor
-
                 skipped += wsdoctor.broadcast(conns, payload).skipped
-            elif lib == "websockets":
-                from websockets.asyncio.server import broadcast
-
+            else:
                 broadcast(conns, payload)
+            inside += time.perf_counter() - t0
             await asyncio.sleep(0)  # let the loop run between messages, as a real server would
-        return time.perf_counter() - t0, skipped
+        return inside, skipped
 
     if lib in ("wsdoctor", "websockets"):
 
@@ -129,12 +133,14 @@ async def broadcast_server(lib: str, port: int) -> None:
                     asyncio.get_running_loop().create_task(self.run(transport, n))
 
             async def run(self, transport: WSTransport, n: int) -> None:
-                t0 = time.perf_counter()
+                inside = 0.0
                 for _ in range(n):
+                    t0 = time.perf_counter()
                     for member in conns:
                         member.send(WSMsgType.BINARY, payload)
+                    inside += time.perf_counter() - t0
                     await asyncio.sleep(0)
-                transport.send(WSMsgType.TEXT, f"done:{time.perf_counter() - t0}:0".encode())
+                transport.send(WSMsgType.TEXT, f"done:{inside}:0".encode())
 
         server = await ws_create_server(
             lambda request: Control() if request.path == b"/control" else Member(), "127.0.0.1", port
@@ -229,26 +235,58 @@ async def connect_many(urls: list[str], n: int, counter: Counter) -> list[Any]:
     return transports
 
 
-async def client_process(urls: list[str], n: int) -> None:
-    """One of the relay's client processes: n connections; on "stop" prints its count and latencies."""
+async def client_process(urls: list[str], n: int, timestamps: bool) -> None:
+    """A client process: n connections; "count" prints its count, "stop" its count and latencies."""
     counter = Counter()
-    counter.timestamps = True
+    counter.timestamps = timestamps
     transports = await connect_many(urls, n, counter)
     print("ready", flush=True)
-    await asyncio.to_thread(sys.stdin.readline)
+    while (await asyncio.to_thread(sys.stdin.readline)).strip() == "count":
+        print(counter.count, flush=True)
     for t in transports:
         t.disconnect()
     print(json.dumps({"count": counter.count, "latencies": counter.latencies}), flush=True)
 
 
-async def run_broadcast(lib: str, connections: int, messages: int) -> dict[str, Any]:
+def start_clients(urls: list[str], connections: int, procs: int, timestamps: bool) -> list[subprocess.Popen[str]]:
+    """Client processes sharing ``connections``: reading 1,000 sockets in one process is what fell behind first."""
+    clients = []
+    per = connections // procs
+    for i in range(procs):
+        n = per if i < procs - 1 else connections - per * (procs - 1)
+        clients.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "_clients", ",".join(urls), str(n), "1" if timestamps else "0"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in clients:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a client process did not start")
+    return clients
+
+
+async def ask(clients: list[subprocess.Popen[str]], command: str) -> list[str]:
+    answers = []
+    for proc in clients:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        answers.append(await asyncio.to_thread(proc.stdout.readline))
+    return answers
+
+
+async def run_broadcast(lib: str, connections: int, messages: int, procs: int) -> dict[str, Any]:
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
     port = free_port()
     proc = spawn("_broadcast_server", lib, str(port))
+    clients: list[subprocess.Popen[str]] = []
     try:
-        counter = Counter()
-        transports = await connect_many([f"ws://127.0.0.1:{port}/"], connections, counter)
+        clients = start_clients([f"ws://127.0.0.1:{port}/"], connections, procs, False)
         await asyncio.sleep(0.5)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -258,27 +296,35 @@ async def run_broadcast(lib: str, connections: int, messages: int) -> dict[str, 
                     answer.set_result(frame.get_payload_as_ascii_text())
 
         control, _ = await ws_connect(Control, f"ws://127.0.0.1:{port}/control")
-        counter.expected = connections * messages
-        counter.done = asyncio.get_running_loop().create_future()
+        expected = connections * messages
         cpu0 = cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         control.send(WSMsgType.TEXT, f"go:{messages}".encode())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(counter.done, 120)
+        _, wall, skipped = (await asyncio.wait_for(answer, 120)).split(":")
+        count = 0
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline:
+            count = sum(int(line) for line in await ask(clients, "count"))
+            if count >= expected - int(skipped):
+                break
+            await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - t0
-        _, wall, skipped = (await asyncio.wait_for(answer, 60)).split(":")
         cpu = cpu_seconds(proc.pid) - cpu0
-        for t in (*transports, control):
-            t.disconnect()
+        control.disconnect()
+        await ask(clients, "stop")
         return {
             "server": lib,
-            "delivered": counter.count,
-            "deliveries_per_s": counter.count / elapsed,
-            "cpu_us_per_delivery": cpu / max(counter.count, 1) * 1e6,
-            "send_loop_ms": float(wall) * 1000,
+            "delivered": count,
+            "deliveries_per_s": count / elapsed,
+            "cpu_us_per_delivery": cpu / max(count, 1) * 1e6,
+            "call_us": float(wall) / messages * 1e6,
             "skipped": int(skipped),
         }
     finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
         proc.terminate()
         proc.wait(10)
 
@@ -292,23 +338,7 @@ async def run_relay(
     clients: list[subprocess.Popen[str]] = []
     pub: subprocess.Popen[str] | None = None
     try:
-        # The clients run in their own processes, so that reading 1,000 sockets is not
-        # what limits the figures (one process reading them all fell behind first).
-        urls = ",".join(f"ws://127.0.0.1:{p}/" for p in ports)
-        per = connections // client_procs
-        for i in range(client_procs):
-            n = per if i < client_procs - 1 else connections - per * (client_procs - 1)
-            proc = subprocess.Popen(
-                [sys.executable, __file__, "_clients", urls, str(n)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            clients.append(proc)
-        for proc in clients:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError("a client process did not start")
+        clients = start_clients([f"ws://127.0.0.1:{p}/" for p in ports], connections, client_procs, True)
         await asyncio.sleep(1.0)  # both hubs have subscribed
         pub = subprocess.Popen(
             [sys.executable, __file__, "_publisher", redis_url, flag, str(rate), str(seconds)],
@@ -329,11 +359,8 @@ async def run_relay(
         cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu0
         count = 0
         lat: list[int] = []
-        for proc in clients:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write("stop\n")
-            proc.stdin.flush()
-            result = json.loads(await asyncio.to_thread(proc.stdout.readline))
+        for line in await ask(clients, "stop"):
+            result = json.loads(line)
             count += result["count"]
             lat += result["latencies"]
         lat.sort()
@@ -368,11 +395,16 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         role, args = sys.argv[1], sys.argv[2:]
         if role == "_broadcast_server":
-            asyncio.run(broadcast_server(args[0], int(args[1])))
+            if os.environ.get("BENCH_UVLOOP"):
+                import uvloop
+
+                uvloop.run(broadcast_server(args[0], int(args[1])))
+            else:
+                asyncio.run(broadcast_server(args[0], int(args[1])))
         elif role == "_relay_server":
             asyncio.run(relay_server(int(args[0]), args[1], args[2] == "cluster"))
         elif role == "_clients":
-            asyncio.run(client_process(args[0].split(","), int(args[1])))
+            asyncio.run(client_process(args[0].split(","), int(args[1]), args[2] == "1"))
         elif role == "_publisher":
             asyncio.run(publisher(args[0], args[1] == "cluster", float(args[2]), float(args[3])))
         return
@@ -383,27 +415,31 @@ def main() -> None:
     parser.add_argument("--rates", default="25,50,100", help="publishes per second in part 2 (x connections)")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--client-processes", type=int, default=4, help="processes sharing the relay's clients")
+    parser.add_argument("--uvloop", action="store_true", help="part 1's servers on uvloop")
+    parser.add_argument("--client-processes", type=int, default=4, help="processes sharing the clients")
     args = parser.parse_args()
     print(
         f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, {args.connections} connections, "
         f"{SIZE} B messages\n"
     )
+    if args.uvloop:
+        os.environ["BENCH_UVLOOP"] = "1"
     if args.part in ("broadcast", "all"):
         best: dict[str, dict[str, Any]] = {}
         for _ in range(args.repeat):
             for lib in ("wsdoctor", "websockets", "picows"):
-                row = asyncio.run(run_broadcast(lib, args.connections, args.messages))
+                row = asyncio.run(run_broadcast(lib, args.connections, args.messages, args.client_processes))
                 if lib not in best or row["deliveries_per_s"] > best[lib]["deliveries_per_s"]:
                     best[lib] = row
-        print(f"broadcast, {args.messages} messages, best of {args.repeat} interleaved rounds\n")
-        print("| server | deliveries/s | server CPU µs/delivery | send loop ms | delivered | skipped |")
+        loop = "uvloop" if args.uvloop else "asyncio"
+        print(f"broadcast, {args.messages} messages, loop: {loop}, best of {args.repeat} interleaved rounds\n")
+        print("| server | deliveries/s | server CPU µs/delivery | µs per broadcast call | delivered | skipped |")
         print("|---|---:|---:|---:|---:|---:|")
         for row in best.values():
             print(
                 f"| {row['server']} | {row['deliveries_per_s']:,.0f} | {row['cpu_us_per_delivery']:.2f} | "
-                f"{row['send_loop_ms']:.0f} | {row['delivered']:,} | {row['skipped']} |"
+                f"{row['call_us']:,.0f} | {row['delivered']:,} | {row['skipped']} |"
             )
     if args.part in ("relay", "all"):
         sys.path.insert(0, str(HERE.parent / "tests"))
