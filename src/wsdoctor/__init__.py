@@ -2,7 +2,8 @@
 
 The small public API lives here; everything else is reachable through the
 subpackages (``wsdoctor.protocol`` for the sans-I/O core, ``wsdoctor.aio`` for the
-asyncio client and server, ``wsdoctor.knowledge`` for the close-code registry).
+asyncio client and server, ``wsdoctor.sync`` for the blocking client,
+``wsdoctor.knowledge`` for the close-code registry).
 
 The names below are imported on first use (PEP 562), as ``websockets`` does: a
 script or a command that needs only the registry does not pay for asyncio, ssl and
@@ -15,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from wsdoctor import sync
     from wsdoctor.aio._run import run
     from wsdoctor.aio.client import connect
     from wsdoctor.aio.connection import WebSocketConnection
@@ -65,6 +67,7 @@ _LAZY: dict[str, str] = {
     "ProtocolError": "wsdoctor.protocol._errors",
     "TLSHandshakeError": "wsdoctor.protocol._errors",
     "WebSocketError": "wsdoctor.protocol._errors",
+    "sync": "wsdoctor.sync",  # a subpackage: the module itself
 }
 
 __all__ = [
@@ -92,6 +95,7 @@ __all__ = [
     "explain",
     "run",
     "serve",
+    "sync",
 ]
 
 
@@ -99,7 +103,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wsdoctor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"wsdoctor.{name}" else getattr(imported, name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

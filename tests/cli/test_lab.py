@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import signal
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from wsdoctor.aio.client import connect
 from wsdoctor.diagnose.certs import Pki
 from wsdoctor.diagnose.faults import FAULTS, Fault, get_fault, start_fault
 
@@ -25,9 +23,6 @@ QUIET.addHandler(logging.NullHandler())
 
 
 def expected(fault: Fault) -> tuple[int, str]:
-    """What check must find. A client that does not follow redirects yet sees the 302 itself."""
-    if fault.name == "redirect-302" and "max_redirects" not in inspect.signature(connect).parameters:
-        return 1006, "http.redirect"
     return fault.expected_code, fault.expected_cause
 
 

@@ -326,11 +326,12 @@ class WebSocketProtocol(WebSocketConnection):
         if self.ending_logged:
             return
         self.ending_logged = True
+        ending = ending.with_role("server")  # the log speaks to whoever runs the server
         if level is None:
             level = logging.INFO if ending.ok or ending.cause == "server.shutdown" else logging.WARNING
         self.logger.log(
             level,
-            '%s - "WebSocket %s" ended: %s (cause %s). Fix: %s',
+            '%s - "WebSocket %s" ended: %s Cause: %s. Fix: %s',
             _peer(self.client),
             self.path,
             ending,

@@ -29,9 +29,9 @@ from wsdoctor.aio.client import Step
 from wsdoctor.aio.client import connect as ws_connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.cli._lang import LANG_OPTION
-from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
+from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
 from wsdoctor.cli._render import make_console, render_ending, ui
-from wsdoctor.diagnose.check import EXIT_CODES
+from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, InvalidCloseCode, WebSocketError
 
@@ -339,6 +339,8 @@ def connect(
     url: str,
     ca: str | None,
     insecure: bool,
+    cert: str | None,
+    key: str | None,
     headers: tuple[str, ...],
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
@@ -354,12 +356,11 @@ def connect(
     """Open an interactive WebSocket session to URL, and explain how it ended."""
     err = make_console(stderr=True)
     terminal = not execute and sys.stdin.isatty() and sys.stdout.isatty()
-    failed: list[Step] = []
+    steps: list[Step] = []
     response_headers: list[tuple[str, str]] = []
 
     def trace(step: Step) -> None:
-        if not step.ok:
-            failed.append(step)
+        steps.append(step)
         if step.name == "http":
             response_headers[:] = step.details.get("headers") or []
 
@@ -374,7 +375,7 @@ def connect(
                 wait=wait,
                 show_headers=show_headers,
                 lang=lang,
-                ssl=ssl_for(url, ca, insecure),
+                ssl=ssl_for(url, ca, insecure, cert, key),
                 extra_headers=parse_headers(headers),
                 subprotocols=subprotocols,
                 require_extensions=require_extensions,
@@ -382,12 +383,15 @@ def connect(
                 max_size=max_size,
                 origin=origin,
                 trace=trace,
+                proxy=proxy_setting(),
+                max_redirects=max_redirects(),
             )
         )
     except WebSocketError as exc:
         if show_headers and response_headers:
             show_exchange(err, [], response_headers)
-        status = EXIT_CODES.get(failed[-1].name, EXIT_ABNORMAL) if failed else EXIT_ABNORMAL
+        # The same status as check's for the same failed dial.
+        status = exit_code(CheckResult(url, steps=steps, ending=exc.ending)) if steps else EXIT_ABNORMAL
         if exc.ending is None:
             err.print(f"error: {exc}", markup=False)
         else:

@@ -72,6 +72,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("hostname-mismatch", 1015, "tls.hostname", secure=True),
     Fault("incomplete-chain", 1015, "tls.incomplete_chain", secure=True),
     Fault("tls-version", 1015, "tls.version", secure=True),
+    Fault("client-cert-required", 1015, "tls.client_cert_required", secure=True),
     Fault("not-tls", 1015, "tls.not_tls", secure=True),
     Fault("http-401", 1006, "http.unauthorized"),
     Fault("http-403", 1006, "http.forbidden"),
@@ -342,6 +343,8 @@ def _server_context(name: str, pki: Pki, names: list[str]) -> ssl.SSLContext:
         return pki.incomplete_chain(names)
     if name == "tls-version":
         return _old_tls_only(pki, names)
+    if name == "client-cert-required":
+        return pki.requiring_client_cert(names)
     return pki.healthy(names)
 
 
