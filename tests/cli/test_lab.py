@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import wsdoctor
+from wsdoctor.cli._serve import echo
 from wsdoctor.diagnose.certs import Pki
 from wsdoctor.diagnose.faults import FAULTS, Fault, get_fault, start_fault
 
@@ -144,3 +146,21 @@ async def test_serve_fault_prints_url_ca_and_what_to_expect(name: str, code: int
     assert name == "expired" or not ca_out.exists()  # a ws:// fault has no CA to write
     # The lab's own log shows the failed connection from the server's side, in one line and explained.
     assert f" {code} " in rest
+
+
+async def test_check_takes_the_clients_max_size_and_origin(pki: Pki) -> None:
+    lab = await start_fault(get_fault("oversized-message"), pki, logger=QUIET)
+    try:
+        _, small = await check(lab.url)
+        code, large = await check(lab.url, "--max-size", str(4 * 1024 * 1024))
+    finally:
+        await lab.close()
+    assert isinstance(small["ending"], dict) and small["ending"]["cause"] == "message.too_big"
+    assert code == 0 and large["ok"] is True
+
+    async with wsdoctor.serve(echo, "127.0.0.1", 0, origins=["https://app.example"], logger=QUIET) as server:
+        url = f"ws://127.0.0.1:{server.port_number}/"
+        code, refused = await check(url)
+        assert code == 6 and isinstance(refused["ending"], dict) and refused["ending"]["cause"] == "http.forbidden"
+        code, allowed = await check(url, "--origin", "https://app.example")
+        assert code == 0 and allowed["ok"] is True

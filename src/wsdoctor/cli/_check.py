@@ -12,7 +12,16 @@ from rich.text import Text
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import Step
 from wsdoctor.cli._lang import LANG_OPTION
-from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
+from wsdoctor.cli._options import (
+    MAX_SIZE_OPTION,
+    ORIGIN_OPTION,
+    dial_options,
+    max_redirects,
+    parse_headers,
+    proxy_setting,
+    ssl_for,
+    validate_url,
+)
 from wsdoctor.cli._render import make_console, print_table, render_ending, ui
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
 
@@ -121,6 +130,8 @@ def render_result(console: Console, result: CheckResult, lang: str = "en") -> No
 @click.command(epilog=EPILOG)
 @click.argument("url", callback=validate_url)
 @dial_options
+@MAX_SIZE_OPTION
+@ORIGIN_OPTION
 @LANG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def check(
@@ -133,6 +144,8 @@ def check(
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
     timeout: float,
+    max_size: int,
+    origin: str | None,
     lang: str,
     as_json: bool,
 ) -> None:
@@ -171,6 +184,8 @@ def check(
                 timeout=timeout,
                 proxy=proxy_setting(),
                 max_redirects=max_redirects(),
+                max_size=max_size,
+                origin=origin,
                 on_step=on_step,
             )
         )

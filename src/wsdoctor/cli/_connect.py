@@ -29,7 +29,16 @@ from wsdoctor.aio.client import Step
 from wsdoctor.aio.client import connect as ws_connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.cli._lang import LANG_OPTION
-from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
+from wsdoctor.cli._options import (
+    MAX_SIZE_OPTION,
+    ORIGIN_OPTION,
+    dial_options,
+    max_redirects,
+    parse_headers,
+    proxy_setting,
+    ssl_for,
+    validate_url,
+)
 from wsdoctor.cli._render import make_console, render_ending, ui
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code
 from wsdoctor.protocol._ending import Ending
@@ -324,14 +333,8 @@ def show_exchange(err: Console, request: Sequence[tuple[str, str]], response: Se
     show_default=True,
     help="Seconds to wait for replies after the last message (after --execute or the end of piped input).",
 )
-@click.option(
-    "--max-size",
-    type=click.IntRange(min=1),
-    default=1 << 20,
-    show_default=True,
-    help="Largest message accepted, in bytes (larger ones end the connection with 1009).",
-)
-@click.option("--origin", metavar="URL", help="Send this Origin header (servers with an allow-list check it).")
+@MAX_SIZE_OPTION
+@ORIGIN_OPTION
 @click.option("--show-headers", is_flag=True, help="Print the upgrade's request and response headers (secrets masked).")
 @click.option("--jsonl", is_flag=True, help="Print one JSON object per received message and one for the ending.")
 @LANG_OPTION

@@ -170,3 +170,16 @@ def ssl_for(
             what = f"{cert} with {key}" if key else cert
             raise click.BadParameter(f"cannot load {what}: {exc}", param_hint="'--cert/--key'") from None
     return context
+
+
+# The client's own limits and headers, shared by check and connect.
+MAX_SIZE_OPTION = click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Largest message accepted, in bytes (larger ones end the connection with 1009).",
+)
+ORIGIN_OPTION = click.option(
+    "--origin", metavar="URL", help="Send this Origin header (servers with an allow-list check it)."
+)

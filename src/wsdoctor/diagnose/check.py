@@ -122,9 +122,16 @@ async def run_check(
     timeout: float = 10.0,
     proxy: ProxySetting = True,
     max_redirects: int = 10,
+    max_size: int | None = 1 << 20,
+    origin: str | None = None,
     on_step: Callable[[Step], None] | None = None,
 ) -> CheckResult:
-    """Dial ``url`` step by step, ping once, close; stop at the first failure."""
+    """Dial ``url`` step by step, ping once, close; stop at the first failure.
+
+    ``max_size`` and ``origin`` are the client's, so that a check sees what the client
+    under diagnosis would: a server with an Origin allow-list, or one that sends a large
+    message as soon as the connection opens.
+    """
     result = CheckResult(url)
 
     def record(step: Step) -> None:
@@ -144,6 +151,8 @@ async def run_check(
             ping_interval=None,
             proxy=proxy,
             max_redirects=max_redirects,
+            max_size=max_size,
+            origin=origin,
             trace=record,
         )
     except WebSocketError as exc:
