@@ -46,6 +46,7 @@ from wsdoctor.protocol._errors import ConnectionClosed, InvalidCloseCode, WebSoc
 
 EXIT_ABNORMAL = 1
 EXIT_INTERRUPTED = 130
+DIAL_STEPS = ("dns", "tcp", "tls", "http", "negotiate", "proxy", "redirect")
 
 EPILOG = f"""\b
 Examples:
@@ -68,7 +69,7 @@ Received messages go to stdout: text as is (after "< " on a terminal), binary as
 \b
 Exit status: 0 normal closure (1000 or 1001, clean); {EXIT_ABNORMAL} the open connection
 ended otherwise; 2 usage error; when the connection could not be opened, the step
-that failed as in check ({", ".join(f"{v} {k}" for k, v in EXIT_CODES.items() if v > 2)});
+that failed as in check ({", ".join(f"{v} {k}" for k, v in EXIT_CODES.items() if k in DIAL_STEPS)});
 {EXIT_INTERRUPTED} interrupted (Ctrl+C).
 """
 

@@ -38,6 +38,6 @@ LANG_OPTION = click.option(
     "--lang",
     type=click.Choice(LANGS),
     default=default_lang,
-    show_default="WSDOCTOR_LANG, else LC_ALL, LC_MESSAGES or LANG (es_* gives es), else en",
-    help="Language of every text the command prints.",
+    show_default="from WSDOCTOR_LANG or the locale, else en",
+    help="Language of every text the command prints (WSDOCTOR_LANG, else LC_ALL, LC_MESSAGES or LANG: es_* gives es).",
 )
