@@ -33,6 +33,9 @@ __all__ = ["Server", "serve"]
 
 Handler = Callable[[WebSocketConnection], Awaitable[None]]
 Rejection = tuple[int, str | bytes] | tuple[int, Sequence[tuple[str, str]], str | bytes]
+# Seconds a client turned away by max_connections is asked to wait (HTTP 503 Retry-After).
+RETRY_AFTER = 5
+
 ProcessRequest = Callable[[WebSocketConnection, Request], Awaitable[Rejection | None] | Rejection | None]
 
 
@@ -61,6 +64,7 @@ class Server:
         max_frame_size: int | None = None,
         max_queue: int | None = 16,
         write_limit: int = 1 << 16,
+        max_connections: int | None = None,
         logger: logging.Logger | None = None,
         sock: socket.socket | None = None,
     ) -> None:
@@ -87,8 +91,13 @@ class Server:
             max_queue=max_queue,
             write_limit=write_limit,
         )
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1 (or None for no cap), not {max_connections}")
+        self.max_connections = max_connections
         self.logger = logger or logging.getLogger("wsdoctor.server")
         self.sock = sock
+        # Connections past the upgrade and not yet ended: what max_connections counts.
+        self.established: set[WebSocketConnection] = set()
         self.connections: set[WebSocketConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -249,6 +258,7 @@ class Server:
                 ws.transport.abort()
         finally:
             self.connections.discard(ws)
+            self.established.discard(ws)
 
     async def _open(self, ws: WebSocketConnection) -> bool:
         """Run TLS and the upgrade; True when the handler should run."""
@@ -282,6 +292,24 @@ class Server:
             return False
         ws.path = request.target
         ws.request_headers = request.headers
+
+        if self.max_connections is not None and len(self.established) >= self.max_connections:
+            # Turned away before any work is done for it: a full server stays responsive
+            # to the connections it already has.
+            self._reject_and_log(
+                ws,
+                handshake,
+                503,
+                "the server is at its connection limit; retry later\n",
+                Ending(
+                    code=1006,
+                    cause="server.full",
+                    initiator="local",
+                    detail=f"{len(self.established)} connections open, max_connections={self.max_connections}",
+                ),
+                [("Retry-After", str(RETRY_AFTER))],
+            )
+            return False
 
         if self.process_request is not None:
             answer = self.process_request(ws, request)
@@ -346,6 +374,7 @@ class Server:
         if self._closing:
             transport.close()
             return False
+        self.established.add(ws)
         ws.attach(
             self.limits.new_core(is_client=False, deflate=codec),
             handshake.leftover,

@@ -59,6 +59,7 @@ async def serve_echo(
     max_size: int,
     console: Console,
     lang: str,
+    max_connections: int | None = None,
 ) -> None:
     logger = logging.getLogger("wsdoctor.server")
     logger.setLevel(logging.INFO)
@@ -67,7 +68,13 @@ async def serve_echo(
     logger.addHandler(handler)
     try:
         async with ws_serve(
-            echo, host, port, ssl=context, compression="deflate" if compression else None, max_size=max_size
+            echo,
+            host,
+            port,
+            ssl=context,
+            compression="deflate" if compression else None,
+            max_size=max_size,
+            max_connections=max_connections,
         ) as server:
             for url in server.urls:
                 console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
@@ -94,6 +101,12 @@ async def serve_echo(
     show_default=True,
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer upgrades beyond this many open connections with HTTP 503 and Retry-After.",
+)
 @click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
 def serve(
     host: str,
@@ -102,6 +115,7 @@ def serve(
     tls_key: str | None,
     no_compression: bool,
     max_size: int,
+    max_connections: int | None,
     lang: str,
 ) -> None:
     """Run an echo server that prints how each connection ended, explained."""
@@ -116,6 +130,6 @@ def serve(
             raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
     console = Console(highlight=False)
     try:
-        run(serve_echo(host, port, context, not no_compression, max_size, console, lang))
+        run(serve_echo(host, port, context, not no_compression, max_size, console, lang, max_connections))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
