@@ -12,6 +12,7 @@ from rich.console import Console
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import raise_descriptor_limit
 from wsdoctor.aio.server import serve as ws_serve
 from wsdoctor.cli._render import render_ending
 from wsdoctor.protocol._errors import ConnectionClosed
@@ -66,6 +67,8 @@ async def serve_echo(
     logger.propagate = False
     handler = EndingHandler(console, lang)
     logger.addHandler(handler)
+    # Every connection costs a descriptor: take all the system allows before listening.
+    limits = raise_descriptor_limit()
     try:
         async with ws_serve(
             echo,
@@ -78,6 +81,14 @@ async def serve_echo(
         ) as server:
             for url in server.urls:
                 console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
+            if limits is not None:
+                before, after, hard = limits
+                if after > before:
+                    logger.info(
+                        "file descriptors: soft limit raised from %d to %d (hard limit %d)", before, after, hard
+                    )
+                else:
+                    logger.info("file descriptors: soft limit %d, hard limit %d", after, hard)
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
