@@ -30,6 +30,7 @@ from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
 from wsdoctor.protocol._handshake import ClientHandshake
 from wsdoctor.protocol._headers import serialize_extensions
+from wsdoctor.protocol._redact import redact_headers, redact_text
 from wsdoctor.protocol._uri import parse_uri
 
 __all__ = ["Step", "connect"]
@@ -139,6 +140,11 @@ class connect:
 
     def _report(self, name: str, ok: bool, started: float, **details: Any) -> None:
         if self.trace is not None:
+            # A trace is for printing (wsdoctor check, its --json): no credentials in it.
+            if "headers" in details:
+                details["headers"] = redact_headers(details["headers"])
+            if isinstance(details.get("error"), str):
+                details["error"] = redact_text(details["error"])
             self.trace(Step(name, ok, (time.perf_counter() - started) * 1000.0, details))
 
     async def _dial(self) -> WebSocketConnection:

@@ -29,6 +29,7 @@ from wsdoctor.protocol._headers import (
     serialize_extensions,
     serialize_subprotocols,
 )
+from wsdoctor.protocol._redact import redact_text
 from wsdoctor.protocol._uri import WSURI
 
 __all__ = [
@@ -113,7 +114,7 @@ class HandshakeFailed(WebSocketError):
     def __init__(self, status: int, body: str, ending: Ending, headers: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(body.strip(), ending=ending)
         self.status = status
-        self.body = body
+        self.body = redact_text(body)  # it may quote the request's own credentials back
         self.headers = list(headers)
 
 
@@ -197,7 +198,7 @@ class ClientHandshake:
         try:
             return self._h11.send(h11.Request(method="GET", target=self.uri.resource, headers=headers))
         except h11.LocalProtocolError as exc:
-            raise ValueError(f"cannot build the upgrade request: {exc}") from None
+            raise ValueError(redact_text(f"cannot build the upgrade request: {exc}")) from None
 
     def receive_data(self, data: bytes) -> Response | None:
         """Feed response bytes; returns the Response once it is complete."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wsdoctor.protocol._errors import WebSocketError
 
@@ -20,7 +20,7 @@ class WSURI:
     host: str
     port: int
     resource: str
-    user_info: tuple[str, str] | None = None
+    user_info: tuple[str, str] | None = field(default=None, repr=False)  # a password: never in a repr
 
     @property
     def host_header(self) -> str:
