@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import start_client_tls, tls_info
+from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
@@ -73,6 +74,7 @@ class connect:
         uri: str,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        tls_min_version: ssl_module.TLSVersion = TLS_MIN_VERSION,
         server_hostname: str | None = None,
         compression: Compression = "deflate",
         deflate: DeflateConfig | None = None,
@@ -99,6 +101,7 @@ class connect:
         if ssl is not None and not self.wsuri.secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss:// for TLS")
         self.ssl = ssl
+        self.tls_min_version = tls_min_version
         self.server_hostname = server_hostname
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
         self.require_extensions = list(require_extensions)
@@ -229,6 +232,7 @@ class connect:
         if wsuri.secure:
             started = time.perf_counter()
             context = self.ssl or ssl_module.create_default_context()
+            enforce_tls_minimum(context, self.tls_min_version)
             try:
                 transport = await start_client_tls(
                     transport,

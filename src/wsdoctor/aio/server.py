@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import classify_server_tls_error
+from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
@@ -67,6 +68,7 @@ class Server:
         port: int = 8765,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        tls_min_version: ssl_module.TLSVersion = TLS_MIN_VERSION,
         compression: Literal["deflate"] | None = "deflate",
         deflate: DeflateConfig | None = None,
         subprotocols: Sequence[str] = (),
@@ -92,6 +94,8 @@ class Server:
         self.host = host
         self.port = port
         self.ssl = ssl
+        if ssl is not None:
+            enforce_tls_minimum(ssl, tls_min_version)
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
         self.subprotocols = list(subprotocols)
         self.origins = None if origins is None else list(origins)
