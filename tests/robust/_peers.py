@@ -7,6 +7,7 @@ import base64
 import os
 import socket
 import struct
+import zlib
 
 
 def upgrade_request(port: int, path: str = "/", extra: str = "") -> bytes:
@@ -43,10 +44,10 @@ async def raw_upgrade(port: int, *, rcvbuf: int | None = None, extra: str = "") 
     return sock, head
 
 
-def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """A masked frame as a client sends it."""
-    mask = os.urandom(4)
-    head = bytes([(0x80 if fin else 0) | opcode])
+def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False, mask: bytes | None = None) -> bytes:
+    """A masked frame as a client sends it (a zero mask keeps big payloads cheap to build)."""
+    mask = os.urandom(4) if mask is None else mask
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
     n = len(payload)
     if n < 126:
         head += bytes([0x80 | n])
@@ -54,5 +55,47 @@ def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
         head += bytes([0x80 | 126]) + struct.pack("!H", n)
     else:
         head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    if mask == bytes(4):
+        return head + mask + payload
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return head + mask + masked
+
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
+    """An unmasked frame as a server sends it."""
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([n])
+    elif n < 1 << 16:
+        head += bytes([126]) + struct.pack("!H", n)
+    else:
+        head += bytes([127]) + struct.pack("!Q", n)
+    return head + payload
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One frame from a stream (unmasking it if masked): (opcode, payload)."""
+    b0, b1 = await reader.readexactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        (n,) = struct.unpack("!H", await reader.readexactly(2))
+    elif n == 127:
+        (n,) = struct.unpack("!Q", await reader.readexactly(8))
+    mask = await reader.readexactly(4) if b1 & 0x80 else None
+    payload = await reader.readexactly(n)
+    if mask is not None:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return b0 & 0x0F, payload
+
+
+def deflate_bomb(inflated: int) -> bytes:
+    """A permessage-deflate payload (RFC 7692 7.2.1) that inflates to ``inflated`` zero bytes."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = bytes(1 << 20)
+    out = bytearray()
+    for _ in range(inflated // len(chunk)):
+        out += compressor.compress(chunk)
+    out += compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return bytes(out[:-4])
