@@ -9,7 +9,6 @@ the server side the HTTP status to answer with.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import http
 import os
@@ -202,7 +201,8 @@ class ClientHandshake:
 
     def receive_data(self, data: bytes) -> Response | None:
         """Feed response bytes; returns the Response once it is complete."""
-        self._h11.receive_data(data)
+        if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
+            self._h11.receive_data(data)
         return self._next()
 
     def receive_eof(self) -> Response | None:
@@ -336,7 +336,8 @@ class ServerHandshake:
 
     def receive_data(self, data: bytes) -> Request | None:
         """Feed request bytes; returns the Request once its head is complete."""
-        self._h11.receive_data(data)
+        if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
+            self._h11.receive_data(data)
         return self._next()
 
     def receive_eof(self) -> Request | None:
@@ -417,7 +418,7 @@ class ServerHandshake:
         keys = request.get_all("sec-websocket-key")
         try:
             valid_key = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and non-ASCII text (decoded as latin-1 from the wire)
             valid_key = False
         if not valid_key:
             raise _server_failure(400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes")

@@ -20,10 +20,10 @@ MASK = "***"
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
-# A URL's authority with user information: scheme "://" userinfo "@". The userinfo ends
-# at the last "@" before the path, query or fragment (as urllib splits it), so a
-# password with an unescaped "@" is masked whole.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s'\"<>]*)@")
+# A URL's authority with user information, in free text: scheme "://" userinfo "@". The
+# userinfo runs to the last "@" before the path, query, fragment or a space, so a
+# password with an unescaped "@" or a quote is masked whole.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\x20\t\r\n]*)@")
 
 # h11 quotes a header value it rejects, without its name: it may be a secret.
 _ILLEGAL_VALUE = re.compile(r"""(Illegal header value )b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
@@ -43,8 +43,30 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the password of its user information replaced by ``***``; the user name stays."""
-    return _URL_USERINFO.sub(_mask_userinfo, url)
+    """``url`` with the password of its user information replaced by ``***``; the user name stays.
+
+    The authority is found as ``urllib.parse.urlsplit`` finds it (up to the first "/",
+    "?" or "#", user information up to its last "@"), so whatever password the parser
+    would use is the one masked, whatever characters it holds.
+    """
+    for unsafe in "\t\r\n":  # the URL parser drops these wherever they are
+        url = url.replace(unsafe, "")
+    start = url.find("://")
+    if start < 0:
+        return url
+    start += 3
+    end = len(url)
+    for delimiter in "/?#":
+        found = url.find(delimiter, start)
+        if found >= 0:
+            end = min(end, found)
+    userinfo, at, _host = url[start:end].rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
+        return url
+    return f"{url[:start]}{user}:{MASK}@{url[start + len(userinfo) + 1 :]}"
 
 
 def redact_text(text: str) -> str:
