@@ -9,6 +9,7 @@ from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
+from wsdoctor.hub import BroadcastResult, Hub, broadcast
 from wsdoctor.knowledge import CloseCode, explain
 from wsdoctor.protocol._deflate import DeflateConfig
 from wsdoctor.protocol._ending import CloseFrame, Ending
@@ -29,6 +30,7 @@ from wsdoctor.protocol._errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BroadcastResult",
     "CloseCode",
     "CloseFrame",
     "ConnectionClosed",
@@ -38,6 +40,7 @@ __all__ = [
     "DialError",
     "Ending",
     "HandshakeError",
+    "Hub",
     "InvalidCloseCode",
     "LocalProtocolError",
     "NegotiationError",
@@ -46,6 +49,7 @@ __all__ = [
     "TLSHandshakeError",
     "WebSocketConnection",
     "WebSocketError",
+    "broadcast",
     "connect",
     "explain",
     "run",

@@ -3,7 +3,7 @@
 A dial is a sequence of steps (DNS, TCP, TLS, the HTTP upgrade, negotiation) and a
 failure is reported by the step that failed: each raises a :class:`DialError` whose
 ending names that step in its cause (``dns.not_found``, ``tcp.refused``,
-``tls.expired``, ``handshake.status``, ``extension.missing``...). The same steps,
+``tls.expired``, ``http.forbidden``, ``extension.missing``...). The same steps,
 with their timings and details, are reported to an optional ``trace`` callback;
 ``wsdoctor check`` is built on it.
 """
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl as ssl_module
 import time
@@ -23,13 +24,14 @@ from types import TracebackType
 from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
-from wsdoctor.aio._tls import start_client_tls, tls_info
+from wsdoctor.aio._scheme import answers_tls
+from wsdoctor.aio._tls import classify_closed_after_handshake, start_client_tls, tls_info
 from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
-from wsdoctor.protocol._handshake import ClientHandshake
+from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, TLSHandshakeError, WebSocketError
+from wsdoctor.protocol._handshake import ClientHandshake, body_excerpt, shown_values, tls_port_failure
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._redact import redact_headers, redact_text
 from wsdoctor.protocol._uri import parse_uri
@@ -51,9 +53,35 @@ class Step:
 
 TraceCallback = Callable[[Step], None]
 
+# Once a refusal's status line has arrived, how long its body may take (seconds).
+BODY_WAIT = 1.0
+# How long the wrong-scheme probe after a silent hang-up may take (seconds).
+PROBE_TIMEOUT = 2.0
+
 
 def _dial_error(code: int, cause: str, detail: str) -> DialError:
     return DialError(Ending(code=code, cause=cause, initiator="local", detail=detail))
+
+
+def _client_cert_context(
+    secure: bool,
+    ssl: ssl_module.SSLContext | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+) -> ssl_module.SSLContext:
+    """A default client context presenting ``cert``; refused before any socket opens."""
+    if not secure:
+        raise ValueError("client_cert= was given for a ws:// URI; client certificates need wss://")
+    if ssl is not None:
+        raise ValueError("pass client_cert= without ssl=, or call ssl.load_cert_chain(cert, key) on your context")
+    if cert is None:
+        raise ValueError("client_key= needs client_cert=")
+    context = ssl_module.create_default_context()
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl_module.SSLError) as exc:
+        raise ValueError(f"cannot load the client certificate {os.fspath(cert)!r}: {exc}") from None
+    return context
 
 
 class connect:
@@ -67,6 +95,12 @@ class connect:
     when the server's 101 response does not negotiate one of them, the client sends
     Close 1010 naming the missing ones (RFC 6455 7.4.1) and raises
     :class:`NegotiationError` with cause ``extension.missing``.
+
+    ``client_cert`` and ``client_key`` (PEM files; the key may sit in the certificate's
+    file) present a client certificate to a server that requires one (mutual TLS),
+    loaded into a default context. With your own ``ssl`` context, call its
+    ``load_cert_chain(cert, key)`` instead. A server that requires a certificate and
+    gets none ends the dial with 1015 ``tls.client_cert_required``.
     """
 
     def __init__(
@@ -76,6 +110,8 @@ class connect:
         ssl: ssl_module.SSLContext | None = None,
         tls_min_version: ssl_module.TLSVersion = TLS_MIN_VERSION,
         server_hostname: str | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         compression: Compression = "deflate",
         deflate: DeflateConfig | None = None,
         require_extensions: Sequence[str] = (),
@@ -100,6 +136,8 @@ class connect:
         self.wsuri = parse_uri(uri)
         if ssl is not None and not self.wsuri.secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss:// for TLS")
+        if client_cert is not None or client_key is not None:
+            ssl = _client_cert_context(self.wsuri.secure, ssl, client_cert, client_key)
         self.ssl = ssl
         self.tls_min_version = tls_min_version
         self.server_hostname = server_hostname
@@ -128,10 +166,19 @@ class connect:
     # -------------------------------------------------------------- awaiting
 
     def __await__(self) -> Generator[Any, None, WebSocketConnection]:
-        return self._dial().__await__()
+        return self._open().__await__()
 
     async def __aenter__(self) -> WebSocketConnection:
-        return await self._dial()
+        return await self._open()
+
+    async def _open(self) -> WebSocketConnection:
+        """Dial; every ending raised from here is told from the client's side."""
+        try:
+            return await self._dial()
+        except WebSocketError as exc:
+            if exc.ending is not None:
+                exc.ending = exc.ending.with_role("client")
+            raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -210,6 +257,44 @@ class connect:
                 ws.transport.abort()
             raise
 
+    async def _closed_before_answer(self, ws: WebSocketConnection, address: str, deadline: float) -> DialError:
+        """The server hung up on the upgrade request: a TLS port, a client certificate, or a server that gave up.
+
+        Most TLS servers close without a word on a plain-text request; one TLS handshake
+        (unverified, short) tells that case apart and turns it into "use wss://". On
+        wss://, a TLS 1.3 server that requires a client certificate refuses it only now,
+        after the handshake: that is a 1015, not a closed connection.
+        """
+        wsuri = self.wsuri
+        if wsuri.secure:
+            tls_ending = await classify_closed_after_handshake(
+                ws.lost_error,
+                host=address,
+                port=wsuri.port,
+                server_hostname=self.server_hostname or wsuri.host,
+                timeout=max(0.001, deadline - asyncio.get_running_loop().time()),
+            )
+            if tls_ending is not None:
+                return TLSHandshakeError(tls_ending)
+        else:
+            remaining = deadline - asyncio.get_running_loop().time()
+            version = await answers_tls(
+                address, wsuri.port, self.server_hostname or wsuri.host, max(0.2, min(PROBE_TIMEOUT, remaining))
+            )
+            if version is not None:
+                return tls_port_failure(
+                    f"the server hung up on the plain HTTP request, and {wsuri.host}:{wsuri.port} "
+                    f"completes a TLS handshake ({version})"
+                )
+        return HandshakeError(
+            Ending(
+                code=1006,
+                cause="tcp.closed",
+                initiator="remote",
+                detail="the server closed the connection before answering the upgrade request",
+            )
+        )
+
     def _tcp_error(self, exc: BaseException | None) -> DialError:
         host, port = self.wsuri.host, self.wsuri.port
         if isinstance(exc, TimeoutError):
@@ -268,34 +353,41 @@ class connect:
         )
         transport.write(handshake.request_bytes())
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline) as reading:
+
+                def head_arrived() -> None:
+                    # The status is known; its body only says why, so it gets a short while.
+                    if not reading.expired():
+                        reading.reschedule(min(deadline, loop.time() + BODY_WAIT))
+
+                handshake.on_head = head_arrived
                 response = await read_handshake(ws, handshake)
         except TimeoutError:
-            self._report("http", False, started, error="timeout")
-            raise HandshakeError(
-                Ending(
-                    code=1006,
-                    cause="handshake.timeout",
-                    initiator="local",
-                    detail=f"no complete HTTP response within {self.limits.open_timeout:g} s",
-                )
-            ) from None
+            response = handshake.partial()
+            if response is None:
+                self._report("http", False, started, error="timeout")
+                raise HandshakeError(
+                    Ending(
+                        code=1006,
+                        cause="handshake.timeout",
+                        initiator="local",
+                        detail=f"no complete HTTP response within {self.limits.open_timeout:g} s",
+                    )
+                ) from None
         except WebSocketError as exc:
-            self._report("http", False, started, error=str(exc))
+            ending = exc.ending
+            error = ending.detail if ending is not None and ending.detail else str(exc)
+            self._report("http", False, started, error=error, cause=None if ending is None else ending.cause)
             raise
         if response is None:
-            self._report("http", False, started, error="connection closed")
-            raise HandshakeError(
-                Ending(
-                    code=1006,
-                    cause="tcp.closed",
-                    initiator="remote",
-                    detail="the server closed the connection before answering the upgrade request",
-                )
-            )
+            hung_up = await self._closed_before_answer(ws, address, deadline)
+            self._report("http", False, started, error=hung_up.ending.detail, cause=hung_up.ending.cause)
+            raise hung_up
         try:
             accepted = handshake.validate(response)
         except WebSocketError as exc:
+            ending = exc.ending
+            shown = shown_values(response) if response.status != 101 else {}
             self._report(
                 "http",
                 False,
@@ -303,6 +395,10 @@ class connect:
                 status=response.status,
                 reason=response.reason,
                 headers=response.headers,
+                body=body_excerpt(response.body),
+                shown=shown,
+                cause=None if ending is None else ending.cause,
+                **({} if response.status != 101 or ending is None else {"error": ending.detail}),
             )
             raise exc from None
         self._report("http", True, started, status=response.status, reason=response.reason, headers=response.headers)

@@ -92,7 +92,7 @@ class Server:
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
         self.handler = handler
         self.host = host
-        self.port = port
+        self._port = port
         self.ssl = ssl
         if ssl is not None:
             enforce_tls_minimum(ssl, tls_min_version)
@@ -137,7 +137,7 @@ class Server:
         # TLS handshake with its cause, and meet descriptor exhaustion with one log line
         # and a short pause instead of a traceback per failed accept().
         self._loop = asyncio.get_running_loop()
-        self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self.port)
+        self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self._port)
         for listener in self._listeners:
             listener.setblocking(False)
             listener.listen(_BACKLOG)
@@ -231,12 +231,25 @@ class Server:
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
+        """Every listening socket (one per address family and host); empty until started."""
         return tuple(self._listeners)
 
     @property
+    def port(self) -> int:
+        """The port actually bound once started (so ``port=0`` tells which one); before, the one asked for.
+
+        With several listening sockets (several hosts, ``port=0``) each may have its own
+        port: ``server.sockets`` or ``server.urls`` give them all.
+        """
+        sockets = self.sockets
+        if not sockets:
+            return self._port
+        return int(sockets[0].getsockname()[1])
+
+    @property
     def port_number(self) -> int:
-        """The port actually bound (useful with ``port=0``)."""
-        return int(self.sockets[0].getsockname()[1])
+        """The same as :attr:`port`, under its older name."""
+        return self.port
 
     @property
     def urls(self) -> list[str]:
@@ -346,6 +359,10 @@ class Server:
             )
             return False
         except HandshakeFailed as exc:
+            if not exc.answer:
+                transport.close()
+                self._log_ending(ws, exc.ending)
+                return False
             self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
             return False
         if request is None:
@@ -373,8 +390,28 @@ class Server:
             return False
 
         if self.process_request is not None:
-            answer = self.process_request(ws, request)
-            result = await answer if inspect.isawaitable(answer) else answer
+            try:
+                answer = self.process_request(ws, request)
+                result = await answer if inspect.isawaitable(answer) else answer
+            except Exception as exc:
+                # A bug in the hook is the server's, not the client's: answer 500 (not a
+                # dropped connection the client cannot explain) and keep the traceback.
+                self.logger.error(
+                    "process_request failed on %s %s: %r", _format_peer(ws.remote_address), ws.path, exc, exc_info=exc
+                )
+                self._reject_and_log(
+                    ws,
+                    handshake,
+                    500,
+                    "the server failed while handling the request\n",
+                    Ending(
+                        code=1006,
+                        cause="handler.error",
+                        initiator="local",
+                        detail=f"process_request raised {type(exc).__name__}: {exc}",
+                    ),
+                )
+                return False
             if result is not None:
                 status, headers, body = _unpack_rejection(result)
                 self._reject_and_log(
@@ -476,6 +513,7 @@ class Server:
         if ws.ending_logged:
             return
         ws.ending_logged = True
+        ending = ending.with_role("server")
         if level is None:
             level = logging.INFO if ending.ok else logging.WARNING
         self.logger.log(

@@ -31,6 +31,7 @@ EPILOG = f"""\b
 Examples:
   wsdoctor check ws://127.0.0.1:8765/
   wsdoctor check wss://example.com/socket --ca my-ca.pem
+  wsdoctor check wss://mtls.example.com/ --cert client.pem --key client.key
   wsdoctor check wss://example.com/ --require-extension permessage-deflate --json
 
 \b
@@ -42,6 +43,11 @@ Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
 def describe(step: Step) -> str:
     """One line of details for a step, as a person wants to read it."""
     d = step.details
+    if not step.ok and step.name == "http" and d.get("status") is not None and d.get("status") != 101:
+        # A refusal: the status and the values that say what to do, on the step line itself.
+        shown = d.get("shown") or {}
+        values = [f"{k}: {v!r}" if k == "body" else f"{k}: {v}" for k, v in shown.items()]
+        return "; ".join([f"{d['status']} {d.get('reason', '')}".strip(), *values])
     if not step.ok:
         for key in ("error", "missing", "cause"):
             if key in d:
@@ -108,6 +114,8 @@ def check(
     url: str,
     ca: str | None,
     insecure: bool,
+    cert: str | None,
+    key: str | None,
     headers: tuple[str, ...],
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
@@ -121,7 +129,7 @@ def check(
     step is shown as it completes and the check stops at the first failure with its
     close code, cause, explanation and fix.
     """
-    context = ssl_for(url, ca, insecure)
+    context = ssl_for(url, ca, insecure, cert, key)
     header_list = parse_headers(headers)
     console = Console(highlight=False)
 
