@@ -21,6 +21,7 @@ from wsdoctor.aio._proxy import ProxySetting
 from wsdoctor.aio.client import Step, connect
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
+from wsdoctor.protocol._redact import redact_url
 
 __all__ = ["EXIT_CODES", "CheckResult", "exit_code", "run_check"]
 
@@ -125,7 +126,7 @@ async def run_check(
     on_step: Callable[[Step], None] | None = None,
 ) -> CheckResult:
     """Dial ``url`` step by step, ping once, close; stop at the first failure."""
-    result = CheckResult(url)
+    result = CheckResult(redact_url(url))  # printed and written as JSON: no password
 
     def record(step: Step) -> None:
         result.steps.append(step)
