@@ -31,6 +31,7 @@ from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._proxy import ProxyChoice, ProxySetting, ProxyURL, choose_proxy, http_connect, socks_connect
 from wsdoctor.aio._scheme import answers_tls
 from wsdoctor.aio._tls import classify_closed_after_handshake, start_client_tls, tls_info
+from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.knowledge import is_transient
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
@@ -51,6 +52,7 @@ from wsdoctor.protocol._handshake import (
     tls_port_failure,
 )
 from wsdoctor.protocol._headers import serialize_extensions
+from wsdoctor.protocol._redact import redact_headers, redact_text
 from wsdoctor.protocol._uri import parse_uri
 
 __all__ = ["Backoff", "Step", "connect"]
@@ -202,6 +204,7 @@ class connect:
         uri: str,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        tls_min_version: ssl_module.TLSVersion = TLS_MIN_VERSION,
         server_hostname: str | None = None,
         client_cert: str | os.PathLike[str] | None = None,
         client_key: str | os.PathLike[str] | None = None,
@@ -236,6 +239,7 @@ class connect:
         if client_cert is not None or client_key is not None:
             ssl = _client_cert_context(self.wsuri.secure, ssl, client_cert, client_key)
         self.ssl = ssl
+        self.tls_min_version = tls_min_version
         self.server_hostname = server_hostname
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
         self.require_extensions = list(require_extensions)
@@ -353,6 +357,11 @@ class connect:
 
     def _report(self, name: str, ok: bool, started: float, **details: Any) -> None:
         if self.trace is not None:
+            # A trace is for printing (wsdoctor check, its --json): no credentials in it.
+            if "headers" in details:
+                details["headers"] = redact_headers(details["headers"])
+            if isinstance(details.get("error"), str):
+                details["error"] = redact_text(details["error"])
             self.trace(Step(name, ok, (time.perf_counter() - started) * 1000.0, details))
 
     async def _dial(self) -> WebSocketConnection:
@@ -644,6 +653,7 @@ class connect:
         if wsuri.secure:
             started = time.perf_counter()
             context = self.ssl or ssl_module.create_default_context()
+            enforce_tls_minimum(context, self.tls_min_version)
             try:
                 transport = await start_client_tls(
                     transport,

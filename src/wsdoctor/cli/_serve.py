@@ -34,6 +34,7 @@ from rich.console import Console
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import raise_descriptor_limit
 from wsdoctor.aio.server import serve as ws_serve
 from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._relay import relay_handler, reuse_port_socket, run_workers
@@ -166,6 +167,8 @@ async def serve_echo(settings: ServeSettings, console: Console, sock: socket.soc
     """Echo, or relay with ``settings.relay`` (through Redis with ``redis_url``), until signalled."""
     words = ui(settings.lang)["serve"]
     hub = Hub(settings.redis_url) if settings.relay or settings.redis_url else None
+    # Every connection costs a descriptor: take all the system allows before listening.
+    limits = raise_descriptor_limit()
     try:
         async with (
             _logging_to(console, settings.lang, settings.verbose) as logger,
@@ -186,6 +189,13 @@ async def serve_echo(settings: ServeSettings, console: Console, sock: socket.soc
                 else:
                     banner = words["listening_relay"].format(url=url)
                 console.print(banner, markup=False)
+            if limits is not None:
+                before, after, hard = limits
+                if after > before:
+                    note = words["descriptors_raised"].format(before=before, after=after, hard=hard)
+                else:
+                    note = words["descriptors"].format(soft=after, hard=hard)
+                console.print(note, markup=False)
             await _until_signalled()
             console.print(words["shutting_down"], markup=False)
     finally:
@@ -316,6 +326,12 @@ def _worker(
     show_default=True,
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer upgrades beyond this many open connections (per worker) with HTTP 503 and Retry-After.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Explain every ending in full, not only the abnormal ones.")
 @click.option("--relay", is_flag=True, help="Relay each message to the other clients on the same path, not echo it.")
 @click.option(
@@ -346,6 +362,7 @@ def serve(
     tls_key: str | None,
     no_compression: bool,
     max_size: int,
+    max_connections: int | None,
     verbose: bool,
     relay: bool,
     redis_url: str | None,
@@ -361,10 +378,10 @@ def serve(
         return
     settings = ServeSettings(host=host, port=port, lang=lang, verbose=verbose)
     if fault is not None:
-        if tls_cert or tls_key or no_compression or relay or redis_url or workers > 1:
+        if tls_cert or tls_key or no_compression or relay or redis_url or workers > 1 or max_connections:
             raise click.UsageError(
-                "--fault brings its own server: --tls-cert, --tls-key, --no-compression, --relay, --redis "
-                "and --workers do not apply"
+                "--fault brings its own server: --tls-cert, --tls-key, --no-compression, --relay, --redis, "
+                "--workers and --max-connections do not apply"
             )
         _run(serve_fault(settings, fault, make_console(), ca_out), host, port)
         return
@@ -376,7 +393,9 @@ def serve(
         raise click.UsageError("--workers with --relay needs --redis: the workers relay to each other through it")
     settings.relay = relay
     settings.redis_url = redis_url
-    settings.server_options.update(compression=None if no_compression else "deflate", max_size=max_size)
+    settings.server_options.update(
+        compression=None if no_compression else "deflate", max_size=max_size, max_connections=max_connections
+    )
     if workers > 1:
         try:
             code = run_workers(workers, host, port, _worker, (tls_cert, tls_key, settings))

@@ -21,6 +21,7 @@ from wsdoctor.aio._proxy import ProxySetting
 from wsdoctor.aio.client import Step, connect
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
+from wsdoctor.protocol._redact import redact_url
 
 __all__ = ["EXIT_CODES", "CheckResult", "exit_code", "run_check"]
 
@@ -132,7 +133,7 @@ async def run_check(
     under diagnosis would: a server with an Origin allow-list, or one that sends a large
     message as soon as the connection opens.
     """
-    result = CheckResult(url)
+    result = CheckResult(redact_url(url))  # printed and written as JSON: no password
 
     def record(step: Step) -> None:
         result.steps.append(step)

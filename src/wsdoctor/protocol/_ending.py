@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from wsdoctor.protocol._redact import redact_text
+
 if TYPE_CHECKING:
     from wsdoctor.knowledge import CauseText, Explanation
 
@@ -77,6 +79,12 @@ class Ending:
         if self.role is not None:
             return self
         return replace(self, role=role)
+
+    def __post_init__(self) -> None:
+        # Details quote URLs and error messages; an ending is logged and printed, so a
+        # password or a credential header in them is masked here, whoever built it.
+        if self.detail:
+            object.__setattr__(self, "detail", redact_text(self.detail))
 
     @property
     def ok(self) -> bool:
