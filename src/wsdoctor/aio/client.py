@@ -25,9 +25,10 @@ from typing import Any, Literal
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import start_client_tls, tls_info
 from wsdoctor.aio.connection import Limits, WebSocketConnection
+from wsdoctor.protocol._arguments import check_extension_names, check_headers, check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import DialError, HandshakeError, NegotiationError, WebSocketError
+from wsdoctor.protocol._errors import DialError, HandshakeError, InvalidOption, NegotiationError, WebSocketError
 from wsdoctor.protocol._handshake import ClientHandshake
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._uri import parse_uri
@@ -91,21 +92,26 @@ class connect:
         trace: TraceCallback | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
+        # Every argument is checked here, when connect() is called: a bad one raises a
+        # WebSocketError that is also a ValueError, before any DNS lookup or socket.
         if compression not in ("deflate", None):
-            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+            raise InvalidOption(f"compression must be 'deflate' or None, not {compression!r}")
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if ssl is not None and not self.wsuri.secure:
-            raise ValueError("ssl= was given for a ws:// URI; use wss:// for TLS")
+            raise InvalidOption("ssl= was given for a ws:// URI; use wss:// for TLS")
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
-        self.require_extensions = list(require_extensions)
+        self.require_extensions = check_extension_names(require_extensions)
         if self.require_extensions and self.deflate is None and "permessage-deflate" in self.require_extensions:
-            raise ValueError("permessage-deflate is required but compression=None does not offer it")
-        self.subprotocols = list(subprotocols)
-        self.extra_headers = list(extra_headers)
+            raise InvalidOption("permessage-deflate is required but compression=None does not offer it")
+        self.subprotocols = check_subprotocols(subprotocols)
+        self.extra_headers = check_headers(extra_headers, origin=origin, has_user_info=self.wsuri.user_info is not None)
         self.origin = origin
+        # A User-Agent among the extra headers replaces the default one instead of adding a second.
+        if any(name.lower() == "user-agent" for name, _ in self.extra_headers):
+            user_agent = None
         self.user_agent = user_agent
         self.trace = trace
         self.limits = Limits(
