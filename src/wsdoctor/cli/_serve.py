@@ -59,7 +59,8 @@ async def serve_echo(
     max_size: int,
     console: Console,
     lang: str,
-) -> None:
+) -> int:
+    """Serve until SIGINT or SIGTERM; return that signal's number for the exit status."""
     logger = logging.getLogger("wsdoctor.server")
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -69,16 +70,24 @@ async def serve_echo(
         async with ws_serve(
             echo, host, port, ssl=context, compression="deflate" if compression else None, max_size=max_size
         ) as server:
-            for url in server.urls:
-                console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
+            received: list[int] = []
+
+            def on_signal(sig: int) -> None:
+                received.append(sig)
+                stop.set()
+
+            # Before the "listening" line: whoever reads it may signal at once.
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal, sig)
+            for url in server.urls:
+                console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
             await stop.wait()
             console.print("shutting down: closing every connection with 1001 Going Away")
     finally:
         logger.removeHandler(handler)
+    return received[0] if received else signal.SIGINT
 
 
 @click.command(epilog=EPILOG)
@@ -116,6 +125,11 @@ def serve(
             raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
     console = Console(highlight=False)
     try:
-        run(serve_echo(host, port, context, not no_compression, max_size, console, lang))
+        signum = run(serve_echo(host, port, context, not no_compression, max_size, console, lang))
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        # The host or port given cannot be used: bad input, exit 2.
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--host' / '--port'"
+        ) from None
+    # Stopped by a signal, as shells report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+    raise SystemExit(128 + signum)

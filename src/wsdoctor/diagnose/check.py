@@ -112,7 +112,10 @@ async def run_check(
     timeout: float = 10.0,
     on_step: Callable[[Step], None] | None = None,
 ) -> CheckResult:
-    """Dial ``url`` step by step, ping once, close; stop at the first failure."""
+    """Dial ``url`` step by step, ping once, close; stop at the first failure.
+
+    Bad arguments raise before any step runs, as :func:`connect` raises them.
+    """
     result = CheckResult(url)
 
     def record(step: Step) -> None:
@@ -120,18 +123,21 @@ async def run_check(
         if on_step is not None:
             on_step(step)
 
+    # Built outside the try: a bad argument is the caller's error to see (InvalidURI,
+    # InvalidHeader...), not a failed step of the check.
+    dial = connect(
+        url,
+        ssl=ssl_context if url.startswith("wss:") else None,
+        require_extensions=require_extensions,
+        subprotocols=subprotocols,
+        extra_headers=headers,
+        open_timeout=timeout,
+        close_timeout=timeout,
+        ping_interval=None,
+        trace=record,
+    )
     try:
-        ws = await connect(
-            url,
-            ssl=ssl_context if url.startswith("wss:") else None,
-            require_extensions=require_extensions,
-            subprotocols=subprotocols,
-            extra_headers=headers,
-            open_timeout=timeout,
-            close_timeout=timeout,
-            ping_interval=None,
-            trace=record,
-        )
+        ws = await dial
     except WebSocketError as exc:
         result.ending = exc.ending
         return result
