@@ -28,13 +28,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_CHAR = re.compile(r"[^\t\x20-\x7e]")
 
 _OWNED = {
-    "host": "the Host header comes from the URL: put the host and port there (server_hostname= changes only the "
-    "name checked in the TLS certificate)",
-    "upgrade": "Upgrade is written by the WebSocket handshake itself",
-    "connection": "Connection is written by the WebSocket handshake itself",
-    "sec-websocket-key": "Sec-WebSocket-Key is a fresh random value the handshake generates for every connection",
-    "sec-websocket-version": "Sec-WebSocket-Version is always 13, written by the handshake",
-    "sec-websocket-accept": "Sec-WebSocket-Accept is a response header the server computes",
+    "host": "it comes from the URL, so put the host and port there (server_hostname= changes only the name "
+    "checked in the TLS certificate)",
+    "upgrade": "the WebSocket handshake writes it",
+    "connection": "the WebSocket handshake writes it",
+    "sec-websocket-key": "the handshake generates a fresh random key for every connection",
+    "sec-websocket-version": "the handshake always sends 13",
+    "sec-websocket-accept": "it is a response header that the server computes",
     "sec-websocket-protocol": "offer subprotocols with subprotocols= (--subprotocol on the command line)",
     "sec-websocket-extensions": "extensions come from compression= and deflate= (require one with "
     "require_extensions=, --require-extension on the command line)",
@@ -71,8 +71,8 @@ def check_headers(
             raise InvalidHeader(f"{name!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
         lower = name.lower()
         if lower in _OWNED or lower.startswith("sec-websocket-"):
-            hint = _OWNED.get(lower, f"{name} belongs to the WebSocket handshake")
-            raise InvalidHeader(f"the {name} header cannot be set as an extra header: {hint}")
+            hint = _OWNED.get(lower, "it belongs to the WebSocket handshake")
+            raise InvalidHeader(f"{name} cannot be given as an extra header: {hint}")
         bad = _BAD_VALUE_CHAR.search(value)
         if bad is not None:
             char = bad.group()
