@@ -32,6 +32,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from wsdoctor.aio._scheme import answers_http
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import TLSHandshakeError
 
@@ -346,6 +347,13 @@ async def start_client_tls(
     except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
         transport.abort()
         ending = classify_client_tls_error(exc, server_hostname=server_hostname, chain=None)
+        if address is not None and ending.cause == "tls.other" and not isinstance(exc, ssl.SSLCertVerificationError):
+            # A plain server hangs up on a ClientHello; ask it in plain HTTP whether that is what it is.
+            status_line = await answers_http(address, port, server_hostname, min(max(timeout, 0.2), 2.0))
+            if status_line is not None:
+                raise TLSHandshakeError(
+                    _tls("tls.not_tls", f"the port answers plain HTTP ({status_line}), not TLS")
+                ) from exc
         if address is not None and ending.cause in (
             "tls.other",
             "tls.expired",

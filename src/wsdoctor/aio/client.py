@@ -3,7 +3,7 @@
 A dial is a sequence of steps (DNS, TCP, TLS, the HTTP upgrade, negotiation) and a
 failure is reported by the step that failed: each raises a :class:`DialError` whose
 ending names that step in its cause (``dns.not_found``, ``tcp.refused``,
-``tls.expired``, ``handshake.status``, ``extension.missing``...). The same steps,
+``tls.expired``, ``http.forbidden``, ``extension.missing``...). The same steps,
 with their timings and details, are reported to an optional ``trace`` callback;
 ``wsdoctor check`` is built on it.
 """
@@ -23,13 +23,14 @@ from types import TracebackType
 from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
+from wsdoctor.aio._scheme import answers_tls
 from wsdoctor.aio._tls import start_client_tls, tls_info
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._arguments import check_extension_names, check_headers, check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import DialError, HandshakeError, InvalidOption, NegotiationError, WebSocketError
-from wsdoctor.protocol._handshake import ClientHandshake
+from wsdoctor.protocol._handshake import ClientHandshake, body_excerpt, shown_values, tls_port_failure
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._uri import parse_uri
 
@@ -49,6 +50,11 @@ class Step:
 
 
 TraceCallback = Callable[[Step], None]
+
+# Once a refusal's status line has arrived, how long its body may take (seconds).
+BODY_WAIT = 1.0
+# How long the wrong-scheme probe after a silent hang-up may take (seconds).
+PROBE_TIMEOUT = 2.0
 
 
 def _dial_error(code: int, cause: str, detail: str) -> DialError:
@@ -207,6 +213,32 @@ class connect:
                 ws.transport.abort()
             raise
 
+    async def _closed_before_answer(self, address: str, deadline: float) -> HandshakeError:
+        """The server hung up on the upgrade request: a TLS port, or a server that gave up.
+
+        Most TLS servers close without a word on a plain-text request; one TLS handshake
+        (unverified, short) tells that case apart and turns it into "use wss://".
+        """
+        wsuri = self.wsuri
+        if not wsuri.secure:
+            remaining = deadline - asyncio.get_running_loop().time()
+            version = await answers_tls(
+                address, wsuri.port, self.server_hostname or wsuri.host, max(0.2, min(PROBE_TIMEOUT, remaining))
+            )
+            if version is not None:
+                return tls_port_failure(
+                    f"the server hung up on the plain HTTP request, and {wsuri.host}:{wsuri.port} "
+                    f"completes a TLS handshake ({version})"
+                )
+        return HandshakeError(
+            Ending(
+                code=1006,
+                cause="tcp.closed",
+                initiator="remote",
+                detail="the server closed the connection before answering the upgrade request",
+            )
+        )
+
     def _tcp_error(self, exc: BaseException | None) -> DialError:
         host, port = self.wsuri.host, self.wsuri.port
         if isinstance(exc, TimeoutError):
@@ -264,34 +296,41 @@ class connect:
         )
         transport.write(handshake.request_bytes())
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline) as reading:
+
+                def head_arrived() -> None:
+                    # The status is known; its body only says why, so it gets a short while.
+                    if not reading.expired():
+                        reading.reschedule(min(deadline, loop.time() + BODY_WAIT))
+
+                handshake.on_head = head_arrived
                 response = await read_handshake(ws, handshake)
         except TimeoutError:
-            self._report("http", False, started, error="timeout")
-            raise HandshakeError(
-                Ending(
-                    code=1006,
-                    cause="handshake.timeout",
-                    initiator="local",
-                    detail=f"no complete HTTP response within {self.limits.open_timeout:g} s",
-                )
-            ) from None
+            response = handshake.partial()
+            if response is None:
+                self._report("http", False, started, error="timeout")
+                raise HandshakeError(
+                    Ending(
+                        code=1006,
+                        cause="handshake.timeout",
+                        initiator="local",
+                        detail=f"no complete HTTP response within {self.limits.open_timeout:g} s",
+                    )
+                ) from None
         except WebSocketError as exc:
-            self._report("http", False, started, error=str(exc))
+            ending = exc.ending
+            error = ending.detail if ending is not None and ending.detail else str(exc)
+            self._report("http", False, started, error=error, cause=None if ending is None else ending.cause)
             raise
         if response is None:
-            self._report("http", False, started, error="connection closed")
-            raise HandshakeError(
-                Ending(
-                    code=1006,
-                    cause="tcp.closed",
-                    initiator="remote",
-                    detail="the server closed the connection before answering the upgrade request",
-                )
-            )
+            hung_up = await self._closed_before_answer(address, deadline)
+            self._report("http", False, started, error=hung_up.ending.detail, cause=hung_up.ending.cause)
+            raise hung_up
         try:
             accepted = handshake.validate(response)
         except WebSocketError as exc:
+            ending = exc.ending
+            shown = shown_values(response) if response.status != 101 else {}
             self._report(
                 "http",
                 False,
@@ -299,6 +338,10 @@ class connect:
                 status=response.status,
                 reason=response.reason,
                 headers=response.headers,
+                body=body_excerpt(response.body),
+                shown=shown,
+                cause=None if ending is None else ending.cause,
+                **({} if response.status != 101 or ending is None else {"error": ending.detail}),
             )
             raise exc from None
         self._report("http", True, started, status=response.status, reason=response.reason, headers=response.headers)

@@ -71,7 +71,7 @@ class Server:
             raise InvalidOption(f"port must be an integer from 0 to 65535 (0 picks a free one), not {port!r}")
         self.handler = handler
         self.host = host
-        self.port = port
+        self._port = port
         self.ssl = ssl
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
         self.subprotocols = check_subprotocols(subprotocols)
@@ -108,7 +108,7 @@ class Server:
             # With TLS the server accepts by itself and hands each socket to
             # connect_accepted_socket, which reports a failed TLS handshake to us (so it
             # can be logged with its cause) instead of swallowing it.
-            self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self.port)
+            self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self._port)
             for listener in self._listeners:
                 listener.setblocking(False)
                 self._accepting.append(loop.create_task(self._accept_loop(listener)))
@@ -116,7 +116,7 @@ class Server:
         if self.sock is not None:
             self._server = await loop.create_server(self._make_protocol, sock=self.sock)
         else:
-            self._server = await loop.create_server(self._make_protocol, self.host, self.port, reuse_address=True)
+            self._server = await loop.create_server(self._make_protocol, self.host, self._port, reuse_address=True)
         return self
 
     async def _accept_loop(self, listener: socket.socket) -> None:
@@ -152,14 +152,27 @@ class Server:
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
+        """Every listening socket (one per address family and host); empty until started."""
         if self._listeners:
             return tuple(self._listeners)
         return tuple(self._server.sockets) if self._server is not None else ()
 
     @property
+    def port(self) -> int:
+        """The port actually bound once started (so ``port=0`` tells which one); before, the one asked for.
+
+        With several listening sockets (several hosts, ``port=0``) each may have its own
+        port: ``server.sockets`` or ``server.urls`` give them all.
+        """
+        sockets = self.sockets
+        if not sockets:
+            return self._port
+        return int(sockets[0].getsockname()[1])
+
+    @property
     def port_number(self) -> int:
-        """The port actually bound (useful with ``port=0``)."""
-        return int(self.sockets[0].getsockname()[1])
+        """The same as :attr:`port`, under its older name."""
+        return self.port
 
     @property
     def urls(self) -> list[str]:
@@ -278,6 +291,10 @@ class Server:
             )
             return False
         except HandshakeFailed as exc:
+            if not exc.answer:
+                transport.close()
+                self._log_ending(ws, exc.ending)
+                return False
             self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
             return False
         if request is None:
@@ -287,8 +304,28 @@ class Server:
         ws.request_headers = request.headers
 
         if self.process_request is not None:
-            answer = self.process_request(ws, request)
-            result = await answer if inspect.isawaitable(answer) else answer
+            try:
+                answer = self.process_request(ws, request)
+                result = await answer if inspect.isawaitable(answer) else answer
+            except Exception as exc:
+                # A bug in the hook is the server's, not the client's: answer 500 (not a
+                # dropped connection the client cannot explain) and keep the traceback.
+                self.logger.error(
+                    "process_request failed on %s %s: %r", _format_peer(ws.remote_address), ws.path, exc, exc_info=exc
+                )
+                self._reject_and_log(
+                    ws,
+                    handshake,
+                    500,
+                    "the server failed while handling the request\n",
+                    Ending(
+                        code=1006,
+                        cause="handler.error",
+                        initiator="local",
+                        detail=f"process_request raised {type(exc).__name__}: {exc}",
+                    ),
+                )
+                return False
             if result is not None:
                 status, headers, body = _unpack_rejection(result)
                 self._reject_and_log(

@@ -42,6 +42,11 @@ Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
 def describe(step: Step) -> str:
     """One line of details for a step, as a person wants to read it."""
     d = step.details
+    if not step.ok and step.name == "http" and d.get("status") is not None and d.get("status") != 101:
+        # A refusal: the status and the values that say what to do, on the step line itself.
+        shown = d.get("shown") or {}
+        values = [f"{k}: {v!r}" if k == "body" else f"{k}: {v}" for k, v in shown.items()]
+        return "; ".join([f"{d['status']} {d.get('reason', '')}".strip(), *values])
     if not step.ok:
         for key in ("error", "missing", "cause"):
             if key in d:

@@ -233,15 +233,18 @@ def describe_cause(cause: str, lang: str = "en") -> CauseEntry:
 
     Unlike :func:`explain_cause`, which must never fail while an ending is shown,
     this raises ``KeyError`` for an unknown id: it answers a person who asked for
-    that id by name. Placeholders are left empty, as no ending fills them.
+    that id by name. Placeholders show as ``<name>``, as no ending fills them.
     """
     texts = _texts(lang)
     if cause not in texts["causes"]:
         raise KeyError(cause)
     code = cause_code(cause)
     labels = texts["labels"]
-    text = explain_cause(cause, lang)
     entry = texts["causes"][cause]
+    # No ending fills the placeholders here: show where its values would go.
+    named = _Named()
+    summary, fix = (string.Formatter().vformat(entry[k], (), named).strip() for k in ("summary", "fix"))
+    text = CauseText(cause, summary, fix, lang)
     family = cause.split(".", 1)[0]
     if "when" in entry:
         when = _fill(entry["when"], {})
@@ -273,6 +276,11 @@ def causes_for(code: int) -> tuple[str, ...]:
 class _Blank(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""
+
+
+class _Named(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
 
 
 def _fill(template: str, details: dict[str, str]) -> str:
