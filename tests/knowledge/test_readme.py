@@ -1,0 +1,52 @@
+"""The README's cause table matches the registry: every cause id, its code and its meaning."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wsdoctor.knowledge import cause_code, cause_ids
+from wsdoctor.knowledge.readme import COMMAND, END, START, cause_table, main, update
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_cause_table_is_up_to_date() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert text == update(text), f"the README's cause table is out of date: run {COMMAND}"
+
+
+def test_table_lists_every_cause_with_its_code() -> None:
+    rows = cause_table().splitlines()[2:]
+    assert len(rows) == len(cause_ids())
+    for cause, row in zip(cause_ids(), rows, strict=True):
+        code = cause_code(cause)
+        assert row.startswith(f"| `{cause}` | {'any' if code is None else code}")
+    assert "| `tls.expired` | 1015 | The server's certificate has expired. |" in rows
+
+
+def test_update_replaces_only_between_the_markers() -> None:
+    text = f"intro\n{START}\nstale | row\n{END}\nrest\n"
+    new = update(text)
+    assert new.startswith(f"intro\n{START}\n| cause | code |") and new.endswith(f"\n{END}\nrest\n")
+    assert "stale" not in new and update(new) == new
+    with pytest.raises(ValueError, match="markers"):
+        update("no markers here")
+
+
+def test_command_regenerates_and_checks(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{START}\n{END}\n", encoding="utf-8")
+    assert main([str(readme), "--check"]) == 1
+    assert main([str(readme)]) == 0 and "tls.expired" in readme.read_text(encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "wsdoctor.knowledge.readme", str(readme), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0 and "up to date" in out.stdout
+    assert main([str(tmp_path / "missing.md")]) == 2
