@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,21 @@ def test_command_regenerates_and_checks(tmp_path: Path) -> None:
     )
     assert out.returncode == 0 and "up to date" in out.stdout
     assert main([str(tmp_path / "missing.md")]) == 2
+
+
+def test_readme_except_block_passes_mypy_strict(tmp_path: Path) -> None:
+    """The README promises that ``exc.ending.code`` type-checks: run its own block through mypy --strict."""
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "except wsdoctor.WebSocketError" in b)
+    program = tmp_path / "readme_except.py"
+    program.write_text(
+        "import wsdoctor\n\n\nasync def main() -> None:\n" + textwrap.indent(block, "    "), encoding="utf-8"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(program)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(README.parent / "src")},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
