@@ -9,6 +9,7 @@ from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
+from wsdoctor.hub import BroadcastResult, Hub, broadcast
 from wsdoctor.knowledge import CloseCode, explain
 from wsdoctor.protocol._deflate import DeflateConfig
 from wsdoctor.protocol._ending import CloseFrame, Ending
@@ -32,6 +33,7 @@ from wsdoctor.protocol._uri import InvalidURI
 __version__ = "0.1.0"
 
 __all__ = [
+    "BroadcastResult",
     "CloseCode",
     "CloseFrame",
     "ConnectionClosed",
@@ -41,6 +43,7 @@ __all__ = [
     "DialError",
     "Ending",
     "HandshakeError",
+    "Hub",
     "InvalidCloseCode",
     "InvalidHeader",
     "InvalidOption",
@@ -53,6 +56,7 @@ __all__ = [
     "TLSHandshakeError",
     "WebSocketConnection",
     "WebSocketError",
+    "broadcast",
     "connect",
     "explain",
     "run",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wsdoctor.knowledge import cause_code, cause_ids
-from wsdoctor.knowledge.readme import COMMAND, END, START, cause_table, main, update
+from wsdoctor.knowledge.readme import COMMAND, END, START, cause_code_is_any, cause_table, main, update
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,7 +27,8 @@ def test_table_lists_every_cause_with_its_code() -> None:
     assert len(rows) == len(cause_ids())
     for cause, row in zip(cause_ids(), rows, strict=True):
         code = cause_code(cause)
-        assert row.startswith(f"| `{cause}` | {'any' if code is None else code}")
+        shown = str(code) if code is not None else ("any" if cause_code_is_any(cause) else "none")
+        assert row.startswith(f"| `{cause}` | {shown}"), row
     assert "| `tls.expired` | 1015 | The server's certificate has expired. |" in rows
 
 

@@ -20,7 +20,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -133,6 +133,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
         self._eof_detail = ""
+        self._fragmenting = False  # send_fragments() is between its first and last frame
         # Bytes that arrive before the core is attached (handshake phase) go to this hook,
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
@@ -342,6 +343,15 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         text = isinstance(fragments[0], str)
         opcode = 1 if text else 2
         last = len(fragments) - 1
+        self._fragmenting = True
+        try:
+            await self._send_fragments(core, fragments, text, opcode, last)
+        finally:
+            self._fragmenting = False
+
+    async def _send_fragments(
+        self, core: Connection, fragments: Sequence[str] | Sequence[bytes], text: bool, opcode: int, last: int
+    ) -> None:
         for i, fragment in enumerate(fragments):
             payload = fragment.encode() if isinstance(fragment, str) else bytes(cast(bytes, fragment))
             if isinstance(fragment, str) is not text:
@@ -351,6 +361,43 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             self._write(core.send_frame(opcode if i == 0 else 0, payload, fin=i == last))
             if self._paused_writing:
                 await self._drain()
+
+    def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
+        """Write a data frame built once for many connections, without waiting.
+
+        ``frame`` is a complete unmasked frame (what a server sends). A client's
+        connection, which must mask every frame, and a connection whose compressor keeps
+        its context between messages build their own from ``message`` instead (pass
+        ``frame=None``). Returns False, writing nothing, when the connection is not open,
+        is in the middle of a fragmented message, or its write buffer is above
+        ``write_limit``: a slow reader misses the message rather than holding up the
+        others. This is what :func:`wsdoctor.broadcast` calls.
+        """
+        core = self.core
+        transport = self.transport
+        if (
+            core is None
+            or transport is None
+            or core.close_sent is not None
+            or self._paused_writing
+            or self._fragmenting
+            or self._closed.done()
+            or transport.is_closing()
+        ):
+            return False
+        if frame is None or self.is_client:
+            if message is None:
+                raise ValueError("this connection builds its own frame: pass the message")
+            frame = core.send_text(message) if isinstance(message, str) else core.send_binary(message)
+        transport.write(frame)
+        return True
+
+    def add_close_callback(self, callback: Callable[[WebSocketConnection], object]) -> None:
+        """Call ``callback(self)`` once the connection has ended (at once if it already has).
+
+        Rooms use it to forget their members without a task per connection.
+        """
+        self._closed.add_done_callback(lambda _: callback(self))
 
     async def ping(self, data: bytes | None = None) -> float:
         """Send a Ping and wait for its Pong; returns the round-trip time in seconds."""

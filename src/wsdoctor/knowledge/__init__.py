@@ -9,7 +9,8 @@ each with ``sendable``, ``stage`` (handshake, tls, open, closing, local), ``send
 (client, server, either, none), ``on_wire`` and ``range`` (a key of ``ranges``).
 Its ``causes`` map gives each cause id its close code (``{"code": 1015}``), or
 ``null`` for the causes that only say who closed (``closed.by_peer``: the ending
-carries whatever code the Close frame held); tests require one for every cause.
+carries whatever code the Close frame held) and, with ``"ends": false``, for causes
+that end no connection (a lost pub/sub message); tests require one for every cause.
 
 ``data/<lang>.json`` holds the texts: ``entries`` (name, meaning, when, fix, causes
 per key), ``causes`` (summary and fix per cause id), ``ranges`` (range labels) and
@@ -252,7 +253,11 @@ def describe_cause(cause: str, lang: str = "en") -> CauseEntry:
         when = labels["cause_when"][family]
     else:
         when = explain(code, lang).when if code is not None else ""
-    name = explain(code, lang).name if code is not None else labels["any_code"]
+    if code is not None:
+        name = explain(code, lang).name
+    else:
+        ends = _codes()["causes"].get(cause, {}).get("ends", True)
+        name = labels["any_code"] if ends else labels["no_code"]
     return CauseEntry(
         cause=cause,
         code=code,

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wsdoctor.knowledge import cause_ids, describe_cause
+from wsdoctor.knowledge import _codes, cause_ids, describe_cause
 
 __all__ = ["END", "START", "cause_table", "main", "update"]
 
@@ -25,12 +25,20 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def cause_code_is_any(cause: str) -> bool:
+    """A cause without a code either takes the Close frame's code or ends no connection at all."""
+    return bool(_codes()["causes"].get(cause, {}).get("ends", True))
+
+
 def cause_table(lang: str = "en") -> str:
     """One Markdown row per cause id, in registry order: the id, its close code, its meaning."""
     rows = ["| cause | code | what it means |", "|---|---|---|"]
     for cause in cause_ids():
         entry = describe_cause(cause, lang)
-        code = "any (the Close frame's)" if entry.code is None else str(entry.code)
+        if entry.code is not None:
+            code = str(entry.code)
+        else:
+            code = "any (the Close frame's)" if cause_code_is_any(cause) else "none"
         summary = entry.summary[:1].upper() + entry.summary[1:]
         rows.append(f"| `{cause}` | {code} | {_cell(summary)} |")
     return "\n".join(rows)
