@@ -167,6 +167,62 @@ def test_texts_mention_the_fix_essentials() -> None:
     assert re.search(r"proxy|proxies", explain(1006).when)
 
 
+# ------------------------------------------------------- who is reading
+
+
+def test_variants_are_well_formed() -> None:
+    """Every variant names a field that exists and a tag that something can select."""
+    from wsdoctor.knowledge import VARIANT_TAGS
+
+    tags = {*VARIANT_TAGS, "ambiguous"}
+    for lang in LANGS:
+        texts = data(f"{lang}.json")
+        groups = [
+            (texts["entries"], ("meaning", "when", "fix")),  # type: ignore[index]
+            (texts["causes"], ("summary", "fix")),  # type: ignore[index]
+        ]
+        for group, fields in groups:
+            for key, entry in group.items():
+                for name in entry:
+                    if name in (*fields, "name", "causes"):
+                        continue
+                    field, _, tag = name.partition("_")
+                    assert field in fields and field in entry and tag in tags, (lang, key, name)
+
+
+def test_variants_are_picked_most_specific_first() -> None:
+    assert explain(1011).meaning.startswith("An endpoint hit an unexpected condition")
+    assert explain(1011, role="client", initiator="local").meaning.startswith("This side ended")
+    assert explain(1011, role="server", initiator="local").meaning.startswith("This side ended")
+    assert explain(1011, role="client", initiator="remote").meaning.startswith("The server hit")
+    assert explain(1011, role="server", initiator="remote").meaning.startswith("The client hit")
+    assert explain(1011, initiator="remote").meaning == explain(1011).meaning  # no role: neutral
+    assert explain(1011, role="client", initiator="none").fix == explain(1011).fix
+    # A cause: the role's text, else the plain one; an ending's own variant first.
+    assert explain_cause("tcp.closed", role="server").fix.startswith("The client went away")
+    assert explain_cause("tcp.closed", role="client").fix.startswith("Check the server's logs")
+    assert explain_cause("tcp.refused", role="client") == explain_cause("tcp.refused")
+    ambiguous = explain_cause("tls.untrusted", role="client", variant="ambiguous", issuer="X")
+    assert ambiguous.fix.startswith("If X is a root CA") and "If X" in ambiguous.fix
+    assert explain_cause("tls.untrusted", variant="no-such-variant") == explain_cause("tls.untrusted")
+
+
+def test_1011_may_come_from_either_side() -> None:
+    """RFC 6455 errata 3227 and the IANA registry: either endpoint may send 1011."""
+    for lang in LANGS:
+        exp = explain(1011, lang)
+        assert exp.sender == "either"
+        assert "server" not in exp.meaning.split(".")[0].lower() and "servidor" not in exp.meaning.split(".")[0]
+    assert "3227" in explain(1011).meaning and "3227" in explain(1011, "es").meaning
+
+
+def test_new_tls_causes_follow_their_anchor() -> None:
+    for lang in LANGS:
+        ids = list(data(f"{lang}.json")["causes"])  # type: ignore[call-overload]
+        at = ids.index("tls.other")
+        assert ids[at + 1 : at + 3] == ["tls.client_cert_required", "tls.wrong_purpose"]
+
+
 # ------------------------------------------------------- causes and their codes
 
 # Causes that only say who closed: the ending carries the Close frame's own code.

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl as ssl_module
 import time
@@ -24,12 +25,19 @@ from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._scheme import answers_tls
-from wsdoctor.aio._tls import start_client_tls, tls_info
+from wsdoctor.aio._tls import classify_closed_after_handshake, start_client_tls, tls_info
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._arguments import check_extension_names, check_headers, check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import DialError, HandshakeError, InvalidOption, NegotiationError, WebSocketError
+from wsdoctor.protocol._errors import (
+    DialError,
+    HandshakeError,
+    InvalidOption,
+    NegotiationError,
+    TLSHandshakeError,
+    WebSocketError,
+)
 from wsdoctor.protocol._handshake import ClientHandshake, body_excerpt, shown_values, tls_port_failure
 from wsdoctor.protocol._headers import serialize_extensions
 from wsdoctor.protocol._uri import parse_uri
@@ -61,6 +69,27 @@ def _dial_error(code: int, cause: str, detail: str) -> DialError:
     return DialError(Ending(code=code, cause=cause, initiator="local", detail=detail))
 
 
+def _client_cert_context(
+    secure: bool,
+    ssl: ssl_module.SSLContext | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+) -> ssl_module.SSLContext:
+    """A default client context presenting ``cert``; refused before any socket opens."""
+    if not secure:
+        raise InvalidOption("client_cert= was given for a ws:// URI; client certificates need wss://")
+    if ssl is not None:
+        raise InvalidOption("pass client_cert= without ssl=, or call ssl.load_cert_chain(cert, key) on your context")
+    if cert is None:
+        raise InvalidOption("client_key= needs client_cert=")
+    context = ssl_module.create_default_context()
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl_module.SSLError) as exc:
+        raise InvalidOption(f"cannot load the client certificate {os.fspath(cert)!r}: {exc}") from None
+    return context
+
+
 class connect:
     """Open a WebSocket connection to ``uri``.
 
@@ -72,6 +101,12 @@ class connect:
     when the server's 101 response does not negotiate one of them, the client sends
     Close 1010 naming the missing ones (RFC 6455 7.4.1) and raises
     :class:`NegotiationError` with cause ``extension.missing``.
+
+    ``client_cert`` and ``client_key`` (PEM files; the key may sit in the certificate's
+    file) present a client certificate to a server that requires one (mutual TLS),
+    loaded into a default context. With your own ``ssl`` context, call its
+    ``load_cert_chain(cert, key)`` instead. A server that requires a certificate and
+    gets none ends the dial with 1015 ``tls.client_cert_required``.
     """
 
     def __init__(
@@ -80,6 +115,8 @@ class connect:
         *,
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         compression: Compression = "deflate",
         deflate: DeflateConfig | None = None,
         require_extensions: Sequence[str] = (),
@@ -106,6 +143,8 @@ class connect:
         self.wsuri = parse_uri(uri)
         if ssl is not None and not self.wsuri.secure:
             raise InvalidOption("ssl= was given for a ws:// URI; use wss:// for TLS")
+        if client_cert is not None or client_key is not None:
+            ssl = _client_cert_context(self.wsuri.secure, ssl, client_cert, client_key)
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
@@ -136,10 +175,19 @@ class connect:
     # -------------------------------------------------------------- awaiting
 
     def __await__(self) -> Generator[Any, None, WebSocketConnection]:
-        return self._dial().__await__()
+        return self._open().__await__()
 
     async def __aenter__(self) -> WebSocketConnection:
-        return await self._dial()
+        return await self._open()
+
+    async def _open(self) -> WebSocketConnection:
+        """Dial; every ending raised from here is told from the client's side."""
+        try:
+            return await self._dial()
+        except WebSocketError as exc:
+            if exc.ending is not None:
+                exc.ending = exc.ending.with_role("client")
+            raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -213,14 +261,26 @@ class connect:
                 ws.transport.abort()
             raise
 
-    async def _closed_before_answer(self, address: str, deadline: float) -> HandshakeError:
-        """The server hung up on the upgrade request: a TLS port, or a server that gave up.
+    async def _closed_before_answer(self, ws: WebSocketConnection, address: str, deadline: float) -> DialError:
+        """The server hung up on the upgrade request: a TLS port, a client certificate, or a server that gave up.
 
         Most TLS servers close without a word on a plain-text request; one TLS handshake
-        (unverified, short) tells that case apart and turns it into "use wss://".
+        (unverified, short) tells that case apart and turns it into "use wss://". On
+        wss://, a TLS 1.3 server that requires a client certificate refuses it only now,
+        after the handshake: that is a 1015, not a closed connection.
         """
         wsuri = self.wsuri
-        if not wsuri.secure:
+        if wsuri.secure:
+            tls_ending = await classify_closed_after_handshake(
+                ws.lost_error,
+                host=address,
+                port=wsuri.port,
+                server_hostname=self.server_hostname or wsuri.host,
+                timeout=max(0.001, deadline - asyncio.get_running_loop().time()),
+            )
+            if tls_ending is not None:
+                return TLSHandshakeError(tls_ending)
+        else:
             remaining = deadline - asyncio.get_running_loop().time()
             version = await answers_tls(
                 address, wsuri.port, self.server_hostname or wsuri.host, max(0.2, min(PROBE_TIMEOUT, remaining))
@@ -323,7 +383,7 @@ class connect:
             self._report("http", False, started, error=error, cause=None if ending is None else ending.cause)
             raise
         if response is None:
-            hung_up = await self._closed_before_answer(address, deadline)
+            hung_up = await self._closed_before_answer(ws, address, deadline)
             self._report("http", False, started, error=hung_up.ending.detail, cause=hung_up.ending.cause)
             raise hung_up
         try:

@@ -133,6 +133,9 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
         self._eof_detail = ""
+        # What the transport reported when it was lost (a TLS alert, a reset), for
+        # diagnoses that need more than the ending's cause.
+        self.lost_error: BaseException | None = None
         self._fragmenting = False  # send_fragments() is between its first and last frame
         # Bytes that arrive before the core is attached (handshake phase) go to this hook,
         # or wait in _early until the hook is installed.
@@ -219,6 +222,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         return None  # close the transport: a WebSocket never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_error = exc
         cause = self._eof_cause
         detail = self._eof_detail
         if cause is None and exc is not None:
@@ -228,6 +232,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             ending = self.core.receive_eof(cause, detail)
         else:
             ending = Ending(code=1006, cause=cause or "tcp.closed", initiator="remote", detail=detail)
+        ending = ending.with_role("client" if self.is_client else "server")
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self._keepalive is not None:

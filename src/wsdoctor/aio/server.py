@@ -426,6 +426,7 @@ class Server:
         if ws.ending_logged:
             return
         ws.ending_logged = True
+        ending = ending.with_role("server")
         if level is None:
             level = logging.INFO if ending.ok else logging.WARNING
         self.logger.log(

@@ -31,6 +31,7 @@ EPILOG = f"""\b
 Examples:
   wsdoctor check ws://127.0.0.1:8765/
   wsdoctor check wss://example.com/socket --ca my-ca.pem
+  wsdoctor check wss://mtls.example.com/ --cert client.pem --key client.key
   wsdoctor check wss://example.com/ --require-extension permessage-deflate --json
 
 \b
@@ -113,6 +114,8 @@ def check(
     url: str,
     ca: str | None,
     insecure: bool,
+    cert: str | None,
+    key: str | None,
     headers: tuple[str, ...],
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
@@ -126,7 +129,7 @@ def check(
     step is shown as it completes and the check stops at the first failure with its
     close code, cause, explanation and fix.
     """
-    context = ssl_for(url, ca, insecure)
+    context = ssl_for(url, ca, insecure, cert, key)
     header_list = parse_headers(headers)
     console = Console(highlight=False)
 

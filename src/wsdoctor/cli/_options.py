@@ -83,7 +83,7 @@ def _validate_extensions(ctx: click.Context, param: click.Parameter, value: tupl
 
 
 def dial_options(func: F) -> F:
-    """--ca, --insecure, --header, --subprotocol, --require-extension, --timeout."""
+    """--ca, --insecure, --cert, --key, --header, --subprotocol, --require-extension, --timeout."""
     for decorator in reversed(
         [
             click.option(
@@ -92,6 +92,16 @@ def dial_options(func: F) -> F:
                 help="PEM file of CA certificates to trust instead of the system's.",
             ),
             click.option("--insecure", is_flag=True, help="Do not verify the server's certificate (wss:// only)."),
+            click.option(
+                "--cert",
+                type=click.Path(exists=True, dir_okay=False, readable=True),
+                help="PEM client certificate to present to a server that requires one (wss:// only).",
+            ),
+            click.option(
+                "--key",
+                type=click.Path(exists=True, dir_okay=False, readable=True),
+                help="PEM private key of --cert, when it is not in the same file.",
+            ),
             click.option(
                 "--header",
                 "headers",
@@ -129,10 +139,24 @@ def dial_options(func: F) -> F:
     return func
 
 
-def ssl_for(url: str, ca: str | None, insecure: bool) -> ssl.SSLContext | None:
+def ssl_for(
+    url: str, ca: str | None, insecure: bool, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext | None:
+    """The client's TLS context for ``url``, refusing unusable files before any dial."""
+    if key is not None and cert is None:
+        raise click.BadParameter("--key needs --cert", param_hint="'--key'")
     if not url.startswith("wss:"):
+        if cert is not None:
+            raise click.BadParameter("a client certificate needs a wss:// URL", param_hint="'--cert'")
         return None
     try:
-        return client_ssl_context(ca, insecure)
+        context = client_ssl_context(ca, insecure)
     except (OSError, ssl.SSLError) as exc:
         raise click.BadParameter(f"cannot load {ca}: {exc}", param_hint="'--ca'") from None
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            what = f"{cert} with {key}" if key else cert
+            raise click.BadParameter(f"cannot load {what}: {exc}", param_hint="'--cert/--key'") from None
+    return context

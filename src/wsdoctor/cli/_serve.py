@@ -71,6 +71,8 @@ async def serve_echo(
 ) -> int:
     """Serve until SIGINT or SIGTERM; return that signal's number for the exit status."""
     logger = logging.getLogger("wsdoctor.server")
+    # Restored on the way out: the command can run inside a process that keeps going.
+    saved = (logger.level, logger.propagate)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     handler = EndingHandler(console, lang)
@@ -110,6 +112,8 @@ async def serve_echo(
             await hub.close()
         hub_logger.removeHandler(handler)
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
     return received[0] if received else signal.SIGINT
 
 

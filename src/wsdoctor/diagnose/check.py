@@ -76,6 +76,10 @@ def exit_code(result: CheckResult) -> int:
     """0 when healthy, otherwise the code of the step that failed (see EXIT_CODES)."""
     if result.ok:
         return 0
+    if result.ending is not None and result.ending.code == 1015:
+        # A TLS 1.3 server refuses a missing client certificate only after the TLS
+        # step has passed; the failure is still a TLS one.
+        return EXIT_CODES["tls"]
     return EXIT_CODES.get(result.failed_step or "close", 1)
 
 
