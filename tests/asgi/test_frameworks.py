@@ -190,3 +190,37 @@ async def test_chromium_with_starlette_on_wsdoctor(chromium: list[str]) -> None:
     assert result["text"] == "from chromium"
     assert result["binary"] == [7, 8, 9]
     assert (result["code"], result["reason"], result["clean"]) == (4002, "starlette says bye", True)
+
+
+async def test_the_readme_fastapi_snippet_rooms_on_the_hub() -> None:
+    import wsdoctor
+
+    app = FastAPI()
+    hub = wsdoctor.Hub()
+
+    @app.websocket("/rooms/{room}")
+    async def room(ws: WebSocket, room: str) -> None:
+        await ws.accept()
+        hub.join(room, ws)
+        try:
+            while True:
+                await hub.publish(room, await ws.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    async with asyncio.timeout(20), uvicorn_running(app) as server:
+        a = await websockets.connect(server.url("/rooms/blue"))
+        b = await websockets.connect(server.url("/rooms/blue"))
+        for _ in range(100):
+            if len(hub.members("blue")) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await a.send("hi all")
+        assert await a.recv() == "hi all" and await b.recv() == "hi all"
+        await b.close()
+        for _ in range(100):  # the hub forgets b by itself: it reaches the connection under FastAPI's WebSocket
+            if len(hub.members("blue")) == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert len(hub.members("blue")) == 1
+        await a.close()

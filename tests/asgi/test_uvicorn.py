@@ -207,7 +207,7 @@ async def test_endings_are_logged_with_cause_and_fix(caplog: pytest.LogCaptureFi
     assert (4000, "closed.by_peer") in causes
     assert (1006, "asgi.rejected") in causes
     message = next(r.getMessage() for r in endings if r.ending.code == 4000)  # type: ignore[attr-defined]
-    assert "/echo" in message and "closed.by_peer" in message and "Fix:" in message
+    assert "/echo" in message and "Cause: closed.by_peer." in message and "Fix:" in message
 
 
 async def test_an_app_that_fails_after_accepting_ends_with_1011() -> None:

@@ -12,6 +12,7 @@ import websockets
 
 import wsdoctor
 from wsdoctor import DeflateConfig, WebSocketConnection
+from wsdoctor.hub import broadcast_many
 
 
 class Room:
@@ -156,3 +157,21 @@ async def test_clients_broadcast_with_masked_frames() -> None:
 def test_only_text_or_bytes() -> None:
     with pytest.raises(TypeError, match="str or bytes"):
         wsdoctor.broadcast([], 42)  # type: ignore[arg-type]
+
+
+async def test_broadcast_many_writes_several_messages_in_order(room: tuple[Room, wsdoctor.Server]) -> None:
+    r, server = room
+    async with asyncio.timeout(10):
+        clients = [
+            await wsdoctor.connect(url(server), compression=None),
+            await wsdoctor.connect(url(server)),
+            await wsdoctor.connect(url(server), deflate=DeflateConfig(server_no_context_takeover=True)),
+        ]
+        await r.wait_for(3)
+        messages: list[str | bytes] = ["first", "second " * 50, b"\x00third", "fourth " * 50]
+        result = broadcast_many(r.members, messages)
+        assert (result.sent, result.skipped) == (3, 0)
+        for ws in clients:
+            assert [await ws.recv() for _ in messages] == messages
+            await ws.close()
+        assert broadcast_many(r.members, []).sent == 0

@@ -185,3 +185,18 @@ async def test_cluster_uses_sharded_pubsub_across_shards(redis_cluster: RedisClu
             assert sum(shards) == len(rooms) and sum(1 for n in shards if n) >= 2
             for ws in clients.values():
                 await ws.close()
+
+
+async def test_a_burst_arrives_whole_and_in_order(redis_server: RedisServer) -> None:
+    async with asyncio.timeout(20), Hub(redis_server.url) as hub, Hub(redis_server.url) as other:
+        async with wsdoctor.serve(room_server(hub), "127.0.0.1", 0) as server:
+            clients = [await connect_to(server, "burst") for _ in range(3)]
+            await until(lambda: len(hub.members("burst")) == 3)
+            await hub.sync()
+            sent = [f"message {i}" if i % 2 else f"message {i}".encode() for i in range(200)]
+            for message in sent:
+                await other.publish("burst", message)
+            for ws in clients:
+                assert [await ws.recv() for _ in sent] == sent
+                await ws.close()
+            assert hub.skipped == 0

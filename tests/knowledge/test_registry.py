@@ -223,6 +223,61 @@ def test_new_tls_causes_follow_their_anchor() -> None:
         assert ids[at + 1 : at + 3] == ["tls.client_cert_required", "tls.wrong_purpose"]
 
 
+def test_every_cause_says_whether_it_is_retried() -> None:
+    rules = data("codes.json")["causes"]
+    assert isinstance(rules, dict)
+    for cause in cause_ids():
+        assert cause in rules, cause
+        assert rules[cause]["retry"] in (True, False, "code", "status"), cause
+    entries = data("codes.json")["entries"]
+    assert isinstance(entries, dict)
+    assert all(isinstance(entry["retry"], bool) for entry in entries.values())
+
+
+@pytest.mark.parametrize(
+    ("cause", "code", "status", "transient"),
+    [
+        ("tcp.refused", None, None, True),
+        ("tcp.reset", None, None, True),
+        ("dns.temporary", None, None, True),
+        ("dns.not_found", None, None, False),
+        ("tls.untrusted", None, None, False),
+        ("tls.expired", None, None, False),
+        ("tls.hostname", None, None, False),
+        ("proxy.auth", None, None, False),
+        ("proxy.unreachable", None, None, True),
+        ("redirect.downgrade", None, None, False),
+        ("handshake.status", None, 503, True),
+        ("handshake.status", None, 429, True),
+        ("handshake.status", None, 401, False),
+        ("handshake.status", None, 403, False),
+        ("handshake.status", None, 404, False),
+        ("http.too_many_requests", None, 429, True),
+        ("http.bad_gateway", None, 502, True),
+        ("http.server_error", None, 500, True),
+        ("http.unauthorized", None, 401, False),
+        ("http.forbidden", None, 403, False),
+        ("http.not_found", None, 404, False),
+        *[("closed.by_peer", code, None, True) for code in (1001, 1011, 1012, 1013, 1014)],
+        *[("closed.by_peer", code, None, False) for code in (1000, 1002, 1003, 1007, 1008, 1010, 4000)],
+        ("tcp.closed", 1006, None, True),
+        ("protocol.masked_frame", 1002, None, False),
+        ("no.such_cause", None, None, False),
+    ],
+)
+def test_transient_or_permanent(cause: str, code: int | None, status: int | None, transient: bool) -> None:
+    from wsdoctor.knowledge import is_transient
+
+    assert is_transient(cause, code, status) is transient
+
+
+def test_cause_text_and_explanation_carry_the_retry_flag() -> None:
+    assert explain_cause("tcp.refused").retry is True
+    assert explain_cause("tls.expired", "es").retry is False
+    assert explain_cause("closed.by_peer").retry == "code"
+    assert explain(1012).retry and not explain(1008).retry
+
+
 # ------------------------------------------------------- causes and their codes
 
 # Causes that only say who closed: the ending carries the Close frame's own code.

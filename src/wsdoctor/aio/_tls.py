@@ -460,6 +460,7 @@ async def start_client_tls(
     port: int,
     timeout: float,
     host: str | None = None,
+    probe: bool = True,
 ) -> asyncio.Transport:
     """Upgrade an open TCP connection to TLS; raise TLSHandshakeError (1015) with its cause.
 
@@ -468,7 +469,8 @@ async def start_client_tls(
     """
     loop = asyncio.get_running_loop()
     peer = transport.get_extra_info("peername")
-    address = host or (peer[0] if peer else None)
+    # Through a proxy the server cannot be dialled directly: no second look then (probe=False).
+    address = (host or (peer[0] if peer else None)) if probe else None
     try:
         async with asyncio.timeout(timeout):
             new = await loop.start_tls(transport, protocol, ssl_context, server_hostname=server_hostname)

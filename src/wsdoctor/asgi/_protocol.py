@@ -331,7 +331,7 @@ class WebSocketProtocol(WebSocketConnection):
             level = logging.INFO if ending.ok or ending.cause == "server.shutdown" else logging.WARNING
         self.logger.log(
             level,
-            '%s - "WebSocket %s" ended: %s (cause %s). Fix: %s',
+            '%s - "WebSocket %s" ended: %s Cause: %s. Fix: %s',
             _peer(self.client),
             self.path,
             ending,

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from wsdoctor.aio._proxy import ProxySetting, parse_proxy_url
 from wsdoctor.diagnose.check import client_ssl_context
 from wsdoctor.protocol._arguments import check_extension_names, check_headers, check_subprotocols, check_timeout
 from wsdoctor.protocol._errors import WebSocketError
@@ -82,8 +83,55 @@ def _validate_extensions(ctx: click.Context, param: click.Parameter, value: tupl
     return value
 
 
+_PROXY_KEY = "wsdoctor.proxy"
+
+
+def _store_proxy(ctx: click.Context, param: click.Parameter, value: str | bool | None) -> None:
+    """--proxy URL / --no-proxy: kept on the context, so each command reads it with proxy_setting()."""
+    if param.name == "no_proxy":
+        if value:
+            ctx.meta[_PROXY_KEY] = None
+        return
+    if value is None:
+        return
+    assert isinstance(value, str)
+    if value == "":
+        ctx.meta[_PROXY_KEY] = None
+        return
+    try:
+        parse_proxy_url(value)
+    except WebSocketError as exc:
+        detail = exc.ending.detail if exc.ending is not None else str(exc)
+        raise click.BadParameter(detail, param_hint="'--proxy'") from None
+    ctx.meta.setdefault(_PROXY_KEY, value)
+
+
+_REDIRECTS_KEY = "wsdoctor.max_redirects"
+
+
+def _store_redirects(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.meta[_REDIRECTS_KEY] = value
+
+
+def max_redirects() -> int:
+    """How many redirects the command follows (--max-redirects, 10 by default)."""
+    ctx = click.get_current_context(silent=True)
+    value = 10 if ctx is None else ctx.meta.get(_REDIRECTS_KEY, 10)
+    return int(value)
+
+
+def proxy_setting() -> ProxySetting:
+    """The proxy the command was asked to use: a URL, None (direct) or True (the environment)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    setting: ProxySetting = ctx.meta.get(_PROXY_KEY, True)
+    return setting
+
+
 def dial_options(func: F) -> F:
-    """--ca, --insecure, --cert, --key, --header, --subprotocol, --require-extension, --timeout."""
+    """--ca, --insecure, --cert, --key, --header, --subprotocol, --require-extension, --timeout, --proxy,
+    --no-proxy, --max-redirects (the last three are read back with proxy_setting() and max_redirects())."""
     for decorator in reversed(
         [
             click.option(
@@ -132,6 +180,30 @@ def dial_options(func: F) -> F:
                 default=10.0,
                 show_default=True,
                 help="Seconds for each network step.",
+            ),
+            click.option(
+                "--proxy",
+                metavar="URL",
+                expose_value=False,
+                callback=_store_proxy,
+                help="Proxy to dial through: http://[user:pass@]host:port, https://..., socks5://... "
+                "('' dials directly). Default: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY unless NO_PROXY names the host.",
+            ),
+            click.option(
+                "--no-proxy",
+                is_flag=True,
+                expose_value=False,
+                callback=_store_proxy,
+                help="Dial directly, ignoring the proxy variables.",
+            ),
+            click.option(
+                "--max-redirects",
+                type=click.IntRange(min=0),
+                default=10,
+                show_default=True,
+                expose_value=False,
+                callback=_store_redirects,
+                help="Redirects (301, 302, 303, 307, 308) to follow; 0 shows the first one as a failure.",
             ),
         ]
     ):

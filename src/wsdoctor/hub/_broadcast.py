@@ -20,14 +20,14 @@ ones, log, resend later).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.protocol._connection import unmasked_frame
 from wsdoctor.protocol._deflate import compress_shared
 
-__all__ = ["BroadcastResult", "broadcast"]
+__all__ = ["BroadcastResult", "broadcast", "broadcast_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +50,31 @@ def broadcast(
     open, or whose write buffer is above their ``write_limit``, are skipped and
     counted in :attr:`BroadcastResult.skipped`.
     """
-    if isinstance(message, str):
-        opcode = 1
-        payload: bytes | bytearray | memoryview = message.encode()
-        own: str | bytes = message
-    elif isinstance(message, bytes | bytearray | memoryview):
-        opcode = 2
-        payload = message
-        own = bytes(message)
-    else:
-        raise TypeError(f"broadcast() takes str or bytes, not {type(message).__name__}")
+    return broadcast_many(connections, (message,))
+
+
+def broadcast_many(
+    connections: Iterable[WebSocketConnection], messages: Sequence[str | bytes | bytearray | memoryview]
+) -> BroadcastResult:
+    """Send several messages, in order, to every open connection: one write per connection.
+
+    A server that falls behind (a hub that read several publishes at once) pays one
+    system call per connection for all of them instead of one per message. A
+    connection is skipped, and counted once, when it cannot take the first message.
+    """
+    kinds: list[tuple[int, bytes | bytearray | memoryview]] = []
+    own: list[str | bytes] = []
+    for message in messages:
+        if isinstance(message, str):
+            kinds.append((1, message.encode()))
+            own.append(message)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            kinds.append((2, message))
+            own.append(bytes(message))
+        else:
+            raise TypeError(f"broadcast() takes str or bytes, not {type(message).__name__}")
+    if not kinds:
+        return BroadcastResult(0, 0)
     plain: bytes | None = None
     compressed: dict[tuple[int, int, int, int], bytes] = {}
     sent = skipped = 0
@@ -70,7 +85,7 @@ def broadcast(
             frame = None
         elif core.deflate is None:
             if plain is None:
-                plain = unmasked_frame(opcode, payload)
+                plain = b"".join([unmasked_frame(opcode, payload) for opcode, payload in kinds])
             frame = plain
         else:
             key = core.deflate.shared_key
@@ -79,16 +94,26 @@ def broadcast(
             else:
                 frame = compressed.get(key)
                 if frame is None:
-                    deflated = compress_shared(payload, key)
-                    if deflated is None:
-                        if plain is None:
-                            plain = unmasked_frame(opcode, payload)
-                        frame = plain
-                    else:
-                        frame = unmasked_frame(opcode, deflated, rsv1=True)
-                    compressed[key] = frame
-        if ws.send_prepared(frame, own):
+                    frame = compressed[key] = b"".join(
+                        [_shared_frame(opcode, payload, key) for opcode, payload in kinds]
+                    )
+        if frame is None:
+            # Built by the connection itself, message by message.
+            if ws.send_prepared(None, own[0]):
+                sent += 1
+                for message in own[1:]:
+                    ws.send_prepared(None, message)
+            else:
+                skipped += 1
+        elif ws.send_prepared(frame):
             sent += 1
         else:
             skipped += 1
     return BroadcastResult(sent, skipped)
+
+
+def _shared_frame(opcode: int, payload: bytes | bytearray | memoryview, key: tuple[int, int, int, int]) -> bytes:
+    deflated = compress_shared(payload, key)
+    if deflated is None:
+        return unmasked_frame(opcode, payload)
+    return unmasked_frame(opcode, deflated, rsv1=True)

@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.hub._broadcast import BroadcastResult, broadcast
+from wsdoctor.hub._broadcast import BroadcastResult, broadcast, broadcast_many
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,6 +51,7 @@ __all__ = ["Hub"]
 Message = str | bytes
 
 _POLL = 0.05  # how often a subscriber looks at its room list while messages are quiet
+_BATCH = 64  # messages delivered in one go at most, so that one burst cannot hold the loop long
 _TEXT, _BINARY = b"t", b"b"
 
 
@@ -117,6 +118,7 @@ class Hub:
         self.prefix = prefix
         self.logger = logger or logging.getLogger("wsdoctor.hub")
         self.lost = 0  # publishes that could not reach Redis
+        self.skipped = 0  # deliveries skipped because a member's write buffer was full
         self._rooms: dict[str, set[WebSocketConnection]] = {}
         self._others: dict[str, set[Any]] = {}
         self._joined: dict[WebSocketConnection, set[str]] = {}
@@ -214,33 +216,58 @@ class Hub:
         if exclude is not None:
             members = [ws for ws in members if ws is not exclude]
         result = broadcast(members, message)
+        self.skipped += result.skipped
         others = self._others.get(room)
         if others:
-            for member in list(others):
-                send = member.send_text(message) if isinstance(message, str) else member.send_bytes(message)
-                task = asyncio.ensure_future(send)
-                task.add_done_callback(lambda t, m=member, r=room: self._other_sent(t, r, m))
+            self._send_others(room, others, message)
         return result
+
+    def _send_others(self, room: str, others: set[Any], message: Message) -> None:
+        for member in list(others):
+            send = member.send_text(message) if isinstance(message, str) else member.send_bytes(message)
+            task = asyncio.ensure_future(send)
+            task.add_done_callback(lambda t, m=member, r=room: self._other_sent(t, r, m))
 
     def _other_sent(self, task: asyncio.Future[Any], room: str, member: Any) -> None:
         if task.cancelled() or task.exception() is not None:
             self.leave(room, member)
 
-    def _received(self, channel: bytes | str, data: bytes) -> None:
-        name = channel.decode() if isinstance(channel, bytes) else channel
-        if not name.startswith(self.prefix):
+    def _received(self, batch: list[tuple[bytes | str, bytes]]) -> None:
+        """Deliver what the subscriber read, room by room, in order; the publisher's own sender skipped."""
+        by_room: dict[str, list[Message]] = {}
+        for channel, data in batch:
+            name = channel.decode() if isinstance(channel, bytes) else channel
+            if not name.startswith(self.prefix):
+                continue
+            decoded = _decode(data)
+            if decoded is None:
+                self.logger.warning("hub: ignored a malformed message on %s", name)
+                continue
+            message, origin = decoded
+            room = name[len(self.prefix) :]
+            if origin:
+                exclude = None
+                if origin[:8] == self._id:
+                    wanted = int.from_bytes(origin[8:], "little")
+                    exclude = next((ws for ws in self._rooms.get(room, ()) if id(ws) == wanted), None)
+                self._flush(room, by_room.pop(room, None))
+                self.deliver(room, message, exclude=exclude)
+            else:
+                by_room.setdefault(room, []).append(message)
+        for room, messages in by_room.items():
+            self._flush(room, messages)
+
+    def _flush(self, room: str, messages: list[Message] | None) -> None:
+        if not messages:
             return
-        decoded = _decode(data)
-        if decoded is None:
-            self.logger.warning("hub: ignored a malformed message on %s", name)
+        if len(messages) == 1:
+            self.deliver(room, messages[0])
             return
-        message, origin = decoded
-        room = name[len(self.prefix) :]
-        exclude = None
-        if origin[:8] == self._id:
-            wanted = int.from_bytes(origin[8:], "little")
-            exclude = next((ws for ws in self._rooms.get(room, ()) if id(ws) == wanted), None)
-        self.deliver(room, message, exclude=exclude)
+        self.skipped += broadcast_many(self._rooms.get(room, ()), messages).skipped
+        others = self._others.get(room)
+        if others:
+            for message in messages:
+                self._send_others(room, others, message)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -328,14 +355,19 @@ class _Subscriber:
                 self.confirmed -= remove
             self.subscribed = want
             message = await pubsub.get_message(timeout=_POLL)
+            # Everything already read is delivered together: a server that fell behind
+            # writes each connection once for all the messages that piled up.
+            batch: list[tuple[bytes | str, bytes]] = []
             while message is not None:
                 kind = message["type"]
                 if kind in ("message", "smessage"):
-                    fanout.hub._received(message["channel"], message["data"])
+                    batch.append((message["channel"], message["data"]))
                 elif kind in ("subscribe", "ssubscribe"):
                     channel = message["channel"]
                     self.confirmed.add(channel.decode() if isinstance(channel, bytes) else channel)
-                message = await pubsub.get_message(timeout=0)
+                message = await pubsub.get_message(timeout=0) if len(batch) < _BATCH else None
+            if batch:
+                fanout.hub._received(batch)
             if self.channels <= self.confirmed:
                 self.in_sync.set()
                 self.delay = 0.05

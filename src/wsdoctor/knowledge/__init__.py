@@ -12,6 +12,14 @@ Its ``causes`` map gives each cause id its close code (``{"code": 1015}``), or
 carries whatever code the Close frame held) and, with ``"ends": false``, for causes
 that end no connection (a lost pub/sub message); tests require one for every cause.
 
+``data/codes.json`` also holds ``causes``: one object per cause id with ``retry``,
+which says whether an ending with that cause is worth dialling again: ``true``
+(transient: a refused or reset connection, a server restarting), ``false``
+(permanent: an untrusted certificate, a 403, a protocol error), ``"code"`` (a cause
+that only says who closed: the close code decides, through each entry's ``retry``)
+or ``"status"`` (an HTTP answer to the upgrade: 429 and 5xx are transient).
+:func:`is_transient` applies these rules; the reconnecting client follows them.
+
 ``data/<lang>.json`` holds the texts: ``entries`` (name, meaning, when, fix, causes
 per key), ``causes`` (summary and fix per cause id), ``ranges`` (range labels) and
 ``labels`` (headings and the words ``compare`` builds sentences from). Tests check
@@ -69,6 +77,8 @@ __all__ = [
     "explain",
     "explain_cause",
     "is_sendable",
+    "is_transient",
+    "retry_rule",
 ]
 
 LANGS = ("en", "es")
@@ -134,6 +144,7 @@ class Explanation:
     causes: tuple[str, ...]
     lang: str
     headings: tuple[str, str, str]
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,7 @@ class CauseText:
     summary: str
     fix: str
     lang: str
+    retry: bool | str = False
 
 
 @dataclass(frozen=True)
@@ -251,6 +263,7 @@ def _entry(code: int, key: str, lang: str, role: str | None = None, initiator: s
         causes=tuple(text["causes"]),
         lang=lang,
         headings=(labels["description"], labels["when"], labels["fix"]),
+        retry=bool(meta.get("retry", False)),
     )
 
 
@@ -280,13 +293,14 @@ def cause_code(cause: str) -> int | None:
     no code yet takes the code its family's other causes share, so a new cause is
     shown sensibly before the data catches up (a test still requires the code).
     """
-    codes: dict[str, dict[str, int | None]] = _codes()["causes"]
-    if cause in codes:
-        return codes[cause]["code"]
+    codes: dict[str, dict[str, Any]] = _codes()["causes"]
+    if cause in codes and "code" in codes[cause]:
+        code: int | None = codes[cause]["code"]
+        return code
     if cause not in _texts("en")["causes"]:
         raise KeyError(cause)
     family = cause.split(".", 1)[0]
-    peers = {v["code"] for k, v in codes.items() if k.split(".", 1)[0] == family}
+    peers = {v["code"] for k, v in codes.items() if k.split(".", 1)[0] == family and "code" in v}
     return peers.pop() if len(peers) == 1 else None
 
 
@@ -375,7 +389,38 @@ def explain_cause(
     entry = causes[key]
     tags = _tags(role, initiator, variant)
     summary, fix = _pick(entry, "summary", tags), _pick(entry, "fix", tags)
-    return CauseText(cause, _fill(summary, details), _fill(fix, details), lang)
+    return CauseText(cause, _fill(summary, details), _fill(fix, details), lang, retry_rule(cause))
+
+
+# HTTP answers to an upgrade that say "not now" rather than "never".
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def retry_rule(cause: str) -> bool | str:
+    """The retry rule of a cause: True, False, ``"code"`` or ``"status"`` (see the module doc).
+
+    An id the registry does not know takes its family's ``.other`` rule, else False:
+    retrying blindly is how a client hammers a server that will never accept it.
+    """
+    rules: dict[str, dict[str, Any]] = _codes().get("causes", {})
+    entry = rules.get(cause) or rules.get(f"{cause.split('.', 1)[0]}.other") or {}
+    rule = entry.get("retry", False)
+    return rule if isinstance(rule, bool | str) else False
+
+
+def is_transient(cause: str, code: int | None = None, status: int | None = None) -> bool:
+    """Is an ending with this cause (and close code, and HTTP status) worth dialling again?
+
+    ``code`` decides for causes that only say who closed (``closed.by_peer``: a
+    1012 restart is transient, a 1008 policy violation is not); ``status`` decides
+    for an HTTP answer to the upgrade (429 and 5xx are transient, 401/403/404 are not).
+    """
+    rule = retry_rule(cause)
+    if rule == "code":
+        return code is not None and explain(code).retry
+    if rule == "status":
+        return status in _TRANSIENT_STATUS or (status is not None and 500 <= status <= 599)
+    return rule is True
 
 
 def _word(labels: dict[str, Any], group: str, value: str | bool) -> str:
