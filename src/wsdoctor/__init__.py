@@ -22,12 +22,15 @@ from wsdoctor.protocol._errors import (
     DialError,
     HandshakeError,
     InvalidCloseCode,
+    InvalidOption,
     LocalProtocolError,
     NegotiationError,
     ProtocolError,
     TLSHandshakeError,
     WebSocketError,
 )
+from wsdoctor.protocol._headers import InvalidHeader, InvalidSubprotocol
+from wsdoctor.protocol._uri import InvalidURI
 
 __version__ = "0.1.0"
 
@@ -44,6 +47,10 @@ __all__ = [
     "HandshakeError",
     "Hub",
     "InvalidCloseCode",
+    "InvalidHeader",
+    "InvalidOption",
+    "InvalidSubprotocol",
+    "InvalidURI",
     "LocalProtocolError",
     "NegotiationError",
     "ProtocolError",

@@ -70,8 +70,11 @@ async def serve_echo(
     redis_url: str | None = None,
     sock: socket.socket | None = None,
     max_connections: int | None = None,
-) -> None:
+) -> int:
+    """Serve until SIGINT or SIGTERM; return that signal's number for the exit status."""
     logger = logging.getLogger("wsdoctor.server")
+    # Restored on the way out: the command can run inside a process that keeps going.
+    saved = (logger.level, logger.propagate)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     handler = EndingHandler(console, lang)
@@ -94,6 +97,17 @@ async def serve_echo(
             sock=sock,
             max_connections=max_connections,
         ) as server:
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            received: list[int] = []
+
+            def on_signal(sig: int) -> None:
+                received.append(sig)
+                stop.set()
+
+            # Before the "listening" line: whoever reads it may signal at once.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal, sig)
             for url in server.urls:
                 console.print(f"wsdoctor {kind} server listening on {url}{across}  (Ctrl+C to stop)", highlight=False)
             if limits is not None:
@@ -104,10 +118,6 @@ async def serve_echo(
                     )
                 else:
                     logger.info("file descriptors: soft limit %d, hard limit %d", after, hard)
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
             await stop.wait()
             console.print("shutting down: closing every connection with 1001 Going Away")
     finally:
@@ -115,6 +125,9 @@ async def serve_echo(
             await hub.close()
         hub_logger.removeHandler(handler)
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+    return received[0] if received else signal.SIGINT
 
 
 def _tls_context(tls_cert: str | None, tls_key: str | None) -> ssl.SSLContext | None:
@@ -225,7 +238,7 @@ def serve(
         if workers > 1:
             args = (tls_cert, tls_key, not no_compression, max_size, lang, relay, redis_url, max_connections)
             raise SystemExit(run_workers(workers, host, port, _worker, args))
-        run(
+        signum = run(
             serve_echo(
                 host,
                 port,
@@ -240,7 +253,13 @@ def serve(
             )
         )
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        # The host or port given cannot be used: bad input, exit 2.
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--host' / '--port'"
+        ) from None
+    # SIGTERM is how service managers ask for a graceful stop: when every connection got
+    # its 1001, that is success (0). Ctrl-C stays 130, as shells report an interrupt.
+    raise SystemExit(0 if signum == signal.SIGTERM else 128 + signum)
 
 
 def _check_redis_url(url: str) -> None:

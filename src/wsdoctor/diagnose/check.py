@@ -125,7 +125,10 @@ async def run_check(
     max_redirects: int = 10,
     on_step: Callable[[Step], None] | None = None,
 ) -> CheckResult:
-    """Dial ``url`` step by step, ping once, close; stop at the first failure."""
+    """Dial ``url`` step by step, ping once, close; stop at the first failure.
+
+    Bad arguments raise before any step runs, as :func:`connect` raises them.
+    """
     result = CheckResult(redact_url(url))  # printed and written as JSON: no password
 
     def record(step: Step) -> None:
@@ -133,20 +136,23 @@ async def run_check(
         if on_step is not None:
             on_step(step)
 
+    # Built outside the try: a bad argument is the caller's error to see (InvalidURI,
+    # InvalidHeader...), not a failed step of the check.
+    dial = connect(
+        url,
+        ssl=ssl_context if url.startswith("wss:") else None,
+        require_extensions=require_extensions,
+        subprotocols=subprotocols,
+        extra_headers=headers,
+        open_timeout=timeout,
+        close_timeout=timeout,
+        ping_interval=None,
+        proxy=proxy,
+        max_redirects=max_redirects,
+        trace=record,
+    )
     try:
-        ws = await connect(
-            url,
-            ssl=ssl_context if url.startswith("wss:") else None,
-            require_extensions=require_extensions,
-            subprotocols=subprotocols,
-            extra_headers=headers,
-            open_timeout=timeout,
-            close_timeout=timeout,
-            ping_interval=None,
-            proxy=proxy,
-            max_redirects=max_redirects,
-            trace=record,
-        )
+        ws = await dial
     except WebSocketError as exc:
         result.ending = exc.ending
         return result
