@@ -32,12 +32,15 @@ if TYPE_CHECKING:
         DialError,
         HandshakeError,
         InvalidCloseCode,
+        InvalidOption,
         LocalProtocolError,
         NegotiationError,
         ProtocolError,
         TLSHandshakeError,
         WebSocketError,
     )
+    from wsdoctor.protocol._headers import InvalidHeader, InvalidSubprotocol
+    from wsdoctor.protocol._uri import InvalidURI
 
 __version__ = "0.1.0"
 
@@ -62,6 +65,10 @@ _LAZY: dict[str, str] = {
     "DialError": "wsdoctor.protocol._errors",
     "HandshakeError": "wsdoctor.protocol._errors",
     "InvalidCloseCode": "wsdoctor.protocol._errors",
+    "InvalidOption": "wsdoctor.protocol._errors",
+    "InvalidHeader": "wsdoctor.protocol._headers",
+    "InvalidSubprotocol": "wsdoctor.protocol._headers",
+    "InvalidURI": "wsdoctor.protocol._uri",
     "LocalProtocolError": "wsdoctor.protocol._errors",
     "NegotiationError": "wsdoctor.protocol._errors",
     "ProtocolError": "wsdoctor.protocol._errors",
@@ -83,6 +90,10 @@ __all__ = [
     "HandshakeError",
     "Hub",
     "InvalidCloseCode",
+    "InvalidHeader",
+    "InvalidOption",
+    "InvalidSubprotocol",
+    "InvalidURI",
     "LocalProtocolError",
     "NegotiationError",
     "ProtocolError",

@@ -56,7 +56,7 @@ def test_explain_json_and_private_range() -> None:
 @pytest.mark.parametrize("bad", ["abc", "-3", "10.5"])
 def test_explain_bad_code(bad: str) -> None:
     code, out = run_cli("explain", bad)
-    assert code == 2 and "Error:" in out
+    assert code == 2 and "error:" in out
 
 
 def test_compare_text_and_json() -> None:
@@ -259,7 +259,7 @@ def test_serve_logs_endings_and_shuts_down() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == 130  # stopped by Ctrl-C, as shells report it
     assert "4002" in out and "client done" in out and "closed.by_peer" in out
     assert "shutting down" in out
 

@@ -139,7 +139,7 @@ async def test_serve_fault_prints_url_ca_and_what_to_expect(name: str, code: int
         ending = result["ending"]
         assert isinstance(ending, dict) and (ending["code"], ending["cause"]) == (code, cause)
         assert exit_code in (5, 7)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # a graceful stop: exit 0
         assert proc.stdout is not None
         rest = (await asyncio.wait_for(proc.stdout.read(), 30)).decode()
         assert await asyncio.wait_for(proc.wait(), 30) == 0

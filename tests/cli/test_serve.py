@@ -128,7 +128,7 @@ def test_serve_command_prints_one_line_for_a_normal_close() -> None:
                 assert await ws.recv() == "x"
 
         asyncio.run(talk())
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # a graceful stop: exit 0
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from wsdoctor.protocol._arguments import check_size, check_timeout
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
@@ -56,6 +57,18 @@ class Limits:
     max_frame_size: int | None = None
     max_queue: int | None = 16
     write_limit: int = 1 << 16
+
+    def __post_init__(self) -> None:
+        # Checked when connect() or serve() is called, before any socket opens: a NaN
+        # timeout or a negative size would otherwise fail much later, far from its cause.
+        check_timeout("open_timeout", self.open_timeout)
+        check_timeout("close_timeout", self.close_timeout, allow_zero=True)
+        check_timeout("ping_interval", self.ping_interval, optional=True)
+        check_timeout("ping_timeout", self.ping_timeout, optional=True)
+        check_size("max_size", self.max_size, optional=True)
+        check_size("max_frame_size", self.max_frame_size, optional=True)
+        check_size("max_queue", self.max_queue, optional=True)
+        check_size("write_limit", self.write_limit, minimum=0)
 
     def new_connection(self, *, is_client: bool, logger: logging.Logger) -> WebSocketConnection:
         return WebSocketConnection(

@@ -26,9 +26,10 @@ from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import classify_server_tls_error
 from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
+from wsdoctor.protocol._arguments import check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import ConnectionClosed
+from wsdoctor.protocol._errors import ConnectionClosed, InvalidOption
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
 from wsdoctor.protocol._headers import ExtensionItem
 
@@ -90,7 +91,9 @@ class Server:
         sock: socket.socket | None = None,
     ) -> None:
         if compression not in ("deflate", None):
-            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+            raise InvalidOption(f"compression must be 'deflate' or None, not {compression!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidOption(f"port must be an integer from 0 to 65535 (0 picks a free one), not {port!r}")
         self.handler = handler
         self.host = host
         self._port = port
@@ -98,7 +101,7 @@ class Server:
         if ssl is not None:
             enforce_tls_minimum(ssl, tls_min_version)
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
-        self.subprotocols = list(subprotocols)
+        self.subprotocols = check_subprotocols(subprotocols)
         self.origins = None if origins is None else list(origins)
         self.process_request = process_request
         self.extra_headers = list(extra_headers)

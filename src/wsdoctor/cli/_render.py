@@ -17,10 +17,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from wsdoctor.knowledge import Explanation, _texts
+from wsdoctor.knowledge import CauseEntry, Explanation, _texts
 from wsdoctor.protocol._ending import Ending
 
-__all__ = ["label", "make_console", "print_table", "render_ending", "render_explanation", "ui"]
+__all__ = ["label", "make_console", "print_table", "render_cause", "render_ending", "render_explanation", "ui"]
 
 Cell = str | Text
 
@@ -113,6 +113,25 @@ def render_explanation(console: Console, exp: Explanation) -> None:
     else:
         console.print(f"{exp.code} {exp.name}", markup=False)
         console.print(body)
+
+
+def render_cause(console: Console, entry: CauseEntry) -> None:
+    """One cause id: its close code, then what it means, when you see it, and the fix."""
+    labels = _texts(entry.lang)["labels"]
+    code = "" if entry.code is None else f"{entry.code} "
+    text = Text()
+    text.append(f"{labels['close_code']}: ", style="bold")
+    text.append(f"{code}{entry.name}\n")
+    summary = entry.summary[:1].upper() + entry.summary[1:]
+    for heading, body in zip(entry.headings, (summary, entry.when, entry.fix), strict=True):
+        text.append(f"\n{heading}\n", style="bold cyan")
+        text.append(f"{body}\n")
+    title = f"{labels['cause']}: {entry.cause}"
+    if console.is_terminal:
+        console.print(Panel(text, title=f"[bold]{title}[/bold]", title_align="left"))
+    else:
+        console.print(title, markup=False)
+        console.print(text)
 
 
 def render_ending(console: Console, ending: Ending, lang: str = "en") -> None:

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -142,6 +142,8 @@ async def echo(ws: WebSocketConnection) -> None:
 async def _logging_to(console: Console, lang: str, verbose: bool) -> AsyncIterator[logging.Logger]:
     """The server's endings and the hub's notices, through one ConnectionLog."""
     logger = logging.getLogger("wsdoctor.server")
+    # Restored on the way out: the command can run inside a process that keeps going.
+    saved = (logger.level, logger.propagate)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     handler = ConnectionLog(console, lang, verbose)
@@ -153,18 +155,37 @@ async def _logging_to(console: Console, lang: str, verbose: bool) -> AsyncIterat
     finally:
         hub_logger.removeHandler(handler)
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
-async def _until_signalled() -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+class StopSignals:
+    """SIGINT and SIGTERM end the serving; the first one received decides the exit status.
+
+    Installed before the "listening" line is printed: whoever reads it may signal at once.
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.received: list[int] = []
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self.received.append(sig)
+        self.event.set()
+
+    async def wait(self) -> int:
+        await self.event.wait()
+        return self.received[0] if self.received else signal.SIGINT
 
 
-async def serve_echo(settings: ServeSettings, console: Console, sock: socket.socket | None = None) -> None:
-    """Echo, or relay with ``settings.relay`` (through Redis with ``redis_url``), until signalled."""
+async def serve_echo(settings: ServeSettings, console: Console, sock: socket.socket | None = None) -> int:
+    """Echo, or relay with ``settings.relay`` (through Redis with ``redis_url``), until signalled.
+
+    Returns the number of the signal that stopped it, for the exit status.
+    """
     words = ui(settings.lang)["serve"]
     hub = Hub(settings.redis_url) if settings.relay or settings.redis_url else None
     # Every connection costs a descriptor: take all the system allows before listening.
@@ -181,6 +202,7 @@ async def serve_echo(settings: ServeSettings, console: Console, sock: socket.soc
                 **settings.server_options,
             ) as server,
         ):
+            stop = StopSignals()
             for url in server.urls:
                 if hub is None:
                     banner = words["listening"].format(url=url)
@@ -196,14 +218,15 @@ async def serve_echo(settings: ServeSettings, console: Console, sock: socket.soc
                 else:
                     note = words["descriptors"].format(soft=after, hard=hard)
                 console.print(note, markup=False)
-            await _until_signalled()
+            signum = await stop.wait()
             console.print(words["shutting_down"], markup=False)
     finally:
         if hub is not None:
             await hub.close()
+    return signum
 
 
-async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_out: Path | None = None) -> None:
+async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_out: Path | None = None) -> int:
     """Serve one fault of the lab until interrupted, after saying what to expect of it.
 
     Its certificates live in a temporary folder removed on exit; ``ca_out`` keeps a copy
@@ -227,6 +250,7 @@ async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_o
                 ca_out.write_bytes(Path(lab.ca_file).read_bytes())
                 lab.ca_file = str(ca_out)
             try:
+                stop = StopSignals()
                 expected = Ending(code=fault.expected_code, cause=fault.expected_cause, initiator="remote")
                 console.print(
                     lab_words["title"].format(name=fault.name, description=words["faults"][fault.name]), markup=False
@@ -249,7 +273,7 @@ async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_o
                 )
                 console.print(lab_words["try"].format(command=command), markup=False)
                 console.print(lab_words["stop"], markup=False)
-                await _until_signalled()
+                return await stop.wait()
             finally:
                 await lab.close()
 
@@ -384,7 +408,6 @@ def serve(
                 "--workers and --max-connections do not apply"
             )
         _run(serve_fault(settings, fault, make_console(), ca_out), host, port)
-        return
     context = _tls_context(tls_cert, tls_key)
     if redis_url is not None:
         _check_redis_url(redis_url)
@@ -400,7 +423,9 @@ def serve(
         try:
             code = run_workers(workers, host, port, _worker, (tls_cert, tls_key, settings))
         except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise click.BadParameter(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--host' / '--port'"
+            ) from None
         raise SystemExit(code)
     settings.server_options["ssl"] = context
     _run(serve_echo(settings, make_console()), host, port)
@@ -417,8 +442,17 @@ def _check_redis_url(url: str) -> None:
         raise click.BadParameter(f"{url!r} is not a Redis URL ({exc})", param_hint="--redis") from None
 
 
-def _run(main: Any, host: str, port: int) -> None:
+def _run(main: Any, host: str, port: int) -> NoReturn:
+    """Serve until a signal, then exit as service managers and shells expect.
+
+    SIGTERM is how service managers ask for a graceful stop: when every connection got
+    its 1001, that is success (0). Ctrl-C stays 130, as shells report an interrupt.
+    """
     try:
-        run(main)
+        signum = run(main)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        # The host or port given cannot be used: bad input, exit 2.
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--host' / '--port'"
+        ) from None
+    raise SystemExit(0 if signum == signal.SIGTERM else 128 + signum)
