@@ -150,6 +150,21 @@ async def test_header_conflicts(counter: Counter) -> None:
     assert counter.accepted == 0
 
 
+@pytest.mark.parametrize(("origin", "message"), [("a\r\nX-B: c", "line break"), ("https://\x00", "control")])
+async def test_bad_origin(counter: Counter, origin: str, message: str) -> None:
+    """origin= is a header value too: a line break in it must not reach h11 (or the wire)."""
+    text = await refused(InvalidHeader, "input.header", base(counter) + "/", origin=origin)
+    assert "Origin" in text and message in text
+    assert counter.accepted == 0
+
+
+async def test_url_that_is_not_utf8(counter: Counter) -> None:
+    """A command-line argument with bytes that are not UTF-8 arrives with lone surrogates."""
+    text = await refused(InvalidURI, "input.uri", base(counter) + "/\udcff")
+    assert "not valid UTF-8" in text and "\\xff" in text
+    assert counter.accepted == 0
+
+
 @pytest.mark.parametrize("name", ["bad proto", "", "a,b", "chat/1", 'q"uote', "é"])
 async def test_bad_subprotocols(counter: Counter, name: str) -> None:
     text = await refused(InvalidSubprotocol, "input.subprotocol", base(counter) + "/", subprotocols=["ok", name])

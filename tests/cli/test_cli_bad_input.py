@@ -96,6 +96,11 @@ async def run_wsdoctor(*args: str) -> tuple[int, str, str]:
         (["explain", "-1"], "negative"),
         (["explain", "foo"], "neither a close code"),
         (["compare", "1000", "-5"], "negative"),
+        (["check", "ws://{addr}/", "--origin", "a\r\nX-B: c"], "line break"),
+        (["connect", "ws://{addr}/", "--origin", "a\nb", "-x", "hi"], "line break"),
+        (["connect", "ws://{addr}/", "-x", "hi", "--wait", "nan"], "NaN"),
+        (["connect", "ws://{addr}/", "-x", "hi", "--wait", "inf"], "infinite"),
+        (["check", "ws://{addr}/", "--proxy", "not a url"], "spaces or control characters"),
     ],
 )
 async def test_bad_input_subprocess(counter: Counter, args: list[str], message: str) -> None:
@@ -141,6 +146,9 @@ async def test_bad_input_subprocess(counter: Counter, args: list[str], message: 
         (["compare", "1000"], "Missing argument"),
         (["codes", "--lang", "xx"], "'xx'"),
         (["demo", "--bogus"], "No such option"),
+        (["demo", "--timeout", "nan"], "NaN"),
+        (["connect", "ws://h/", "--wait", "-1"], "0 seconds or more"),
+        (["check", "ws://h/\udcff\udcfe"], "not valid UTF-8"),
         (["nosuch"], "No such command"),
     ],
 )

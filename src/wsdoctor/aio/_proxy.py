@@ -104,6 +104,10 @@ def parse_proxy_url(url: str) -> ProxyURL:
         )
     if not parsed.hostname:
         raise proxy_error("proxy.unsupported", f"{url!r} has no proxy host")
+    if any(c.isspace() or not c.isprintable() for c in parsed.hostname):
+        # "not a url" would otherwise become a DNS lookup for a host with spaces in it.
+        detail = f"{url!r}: the proxy host {parsed.hostname!r} has spaces or control characters"
+        raise proxy_error("proxy.unsupported", detail)
     username = urllib.parse.unquote(parsed.username) if parsed.username is not None else None
     password = urllib.parse.unquote(parsed.password) if parsed.password is not None else None
     return ProxyURL(scheme, parsed.hostname, port or _DEFAULT_PORTS[scheme], username, password)

@@ -32,6 +32,7 @@ from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._options import (
     MAX_SIZE_OPTION,
     ORIGIN_OPTION,
+    Seconds,
     dial_options,
     max_redirects,
     parse_headers,
@@ -329,7 +330,7 @@ def show_exchange(err: Console, request: Sequence[tuple[str, str]], response: Se
 @click.option(
     "-w",
     "--wait",
-    type=click.FloatRange(min=0),
+    type=Seconds("the wait", allow_zero=True),
     default=1.0,
     show_default=True,
     help="Seconds to wait for replies after the last message (after --execute or the end of piped input).",

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from wsdoctor.aio._run import run
 from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._options import Seconds
 from wsdoctor.cli._render import make_console, print_table, ui
 from wsdoctor.diagnose.demo import Outcome, run_demo
 
@@ -29,7 +30,7 @@ Every server listens on 127.0.0.1 only and stops when the demo ends.
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=Seconds(),
     default=3.0,
     show_default=True,
     help="Seconds for each step of each check.",

@@ -35,13 +35,19 @@ class Seconds(click.ParamType):  # type: ignore[type-arg]
 
     name = "SECONDS"
 
+    def __init__(self, what: str = "the timeout", *, allow_zero: bool = False) -> None:
+        # click's FloatRange lets NaN through (every comparison with NaN is false) and
+        # takes inf, which would wait forever: every duration option goes through here.
+        self.what = what
+        self.allow_zero = allow_zero
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
             number = value if isinstance(value, float | int) else float(value)
         except ValueError:
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         try:
-            seconds = check_timeout("the timeout", number)
+            seconds = check_timeout(self.what, number, allow_zero=self.allow_zero)
         except WebSocketError as exc:
             self.fail(str(exc), param, ctx)
         assert seconds is not None
@@ -243,6 +249,21 @@ MAX_SIZE_OPTION = click.option(
     show_default=True,
     help="Largest message accepted, in bytes (larger ones end the connection with 1009).",
 )
+
+
+def _validate_origin(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        check_headers([], origin=value)
+    except WebSocketError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 ORIGIN_OPTION = click.option(
-    "--origin", metavar="URL", help="Send this Origin header (servers with an allow-list check it)."
+    "--origin",
+    metavar="URL",
+    callback=_validate_origin,
+    help="Send this Origin header (servers with an allow-list check it).",
 )

@@ -47,6 +47,18 @@ def _describe(value: object) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
+def _check_value(name: str, value: str) -> None:
+    bad = _BAD_VALUE_CHAR.search(value)
+    if bad is not None:
+        char = bad.group()
+        what = (
+            "a line break (CR or LF), which would inject a header"
+            if char in "\r\n"
+            else (f"the non-ASCII character {char!r}" if ord(char) > 0x7E else f"the control character {char!r}")
+        )
+        raise InvalidHeader(f"the value of {name} contains {what} at position {bad.start()}")
+
+
 def check_headers(
     headers: Iterable[tuple[str, str]],
     *,
@@ -61,6 +73,10 @@ def check_headers(
     credentials, or a ``User-Agent`` given twice. A single ``User-Agent`` is allowed:
     the caller uses it instead of the default one.
     """
+    if origin is not None:
+        if not isinstance(origin, str):
+            raise InvalidHeader(f"origin= must be a string, not {_describe(origin)}")
+        _check_value("Origin", origin)
     checked: list[tuple[str, str]] = []
     seen_user_agent = False
     for item in headers:
@@ -73,15 +89,7 @@ def check_headers(
         if lower in _OWNED or lower.startswith("sec-websocket-"):
             hint = _OWNED.get(lower, "it belongs to the WebSocket handshake")
             raise InvalidHeader(f"{name} cannot be given as an extra header: {hint}")
-        bad = _BAD_VALUE_CHAR.search(value)
-        if bad is not None:
-            char = bad.group()
-            what = (
-                "a line break (CR or LF), which would inject a header"
-                if char in "\r\n"
-                else (f"the non-ASCII character {char!r}" if ord(char) > 0x7E else f"the control character {char!r}")
-            )
-            raise InvalidHeader(f"the value of {name} contains {what} at position {bad.start()}")
+        _check_value(name, value)
         if lower == "origin" and origin is not None:
             raise InvalidHeader("Origin is given both as origin= and as an extra header: keep one")
         if lower == "authorization" and has_user_info:
@@ -135,7 +143,8 @@ def check_timeout(name: str, value: object, *, optional: bool = False, allow_zer
     if math.isinf(seconds):
         raise InvalidOption(f"{name} is infinite: give a finite number of seconds{off}")
     if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise InvalidOption(f"{name} must be more than 0 seconds, not {value!r}")
+        least = "0 seconds or more" if allow_zero else "more than 0 seconds"
+        raise InvalidOption(f"{name} must be {least}, not {value!r}")
     return seconds
 
 

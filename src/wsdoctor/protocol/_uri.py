@@ -49,7 +49,15 @@ _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\Z")
 _BAD_CHAR = re.compile(r"[\x00-\x20\x7f]")
 
 
+# Lone surrogates: bytes that were not UTF-8 in a command-line argument (surrogateescape).
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _check_chars(uri: str, shown: str) -> None:
+    undecodable = _SURROGATE.search(uri)
+    if undecodable is not None:
+        raw = shown.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise InvalidURI(f"'{raw}' is not valid UTF-8 (at position {undecodable.start()})")
     bad = _BAD_CHAR.search(uri)
     if bad is None:
         return
