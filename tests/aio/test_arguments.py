@@ -187,7 +187,7 @@ async def test_subprotocols_given_as_a_string(counter: Counter) -> None:
         ("open_timeout", 0, "more than 0"),
         ("open_timeout", "5", "number of seconds"),
         ("close_timeout", math.nan, "NaN"),
-        ("close_timeout", -0.5, "more than 0"),
+        ("close_timeout", -0.5, "0 seconds or more"),
         ("ping_interval", math.inf, "None to turn it off"),
         ("ping_timeout", -3, "more than 0"),
         ("max_size", -1, "at least 1"),
