@@ -174,7 +174,7 @@ def test_variants_are_well_formed() -> None:
     """Every variant names a field that exists and a tag that something can select."""
     from wsdoctor.knowledge import VARIANT_TAGS
 
-    tags = {*VARIANT_TAGS, "ambiguous"}
+    tags = {*VARIANT_TAGS, "ambiguous", "unopened", "unopened_client", "unopened_server"}
     for lang in LANGS:
         texts = data(f"{lang}.json")
         groups = [

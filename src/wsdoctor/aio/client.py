@@ -372,6 +372,18 @@ class connect:
             self.trace(Step(name, ok, (time.perf_counter() - started) * 1000.0, details))
 
     async def _dial(self) -> WebSocketConnection:
+        """Dial; a failure's ending is marked as one of a connection that never opened.
+
+        That mark picks the close code's texts for a failed dial: a 1006 from a refused
+        TCP connection or an HTTP 403 was never "lost without a Close frame".
+        """
+        try:
+            return await self._dial_hops()
+        except DialError as exc:
+            exc.ending = dataclasses.replace(exc.ending, opened=False)
+            raise
+
+    async def _dial_hops(self) -> WebSocketConnection:
         """Dial, following redirects: each hop is a whole new dial to the new URL."""
         hops = 0
         while True:

@@ -11,6 +11,7 @@ the ending itself in the record (``record.ending``) for handlers that render it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import http
 import inspect
@@ -226,9 +227,9 @@ class Server:
             conn.close()
             self.connections.discard(ws)
             if self.ssl is not None:
-                self._log_ending(ws, classify_server_tls_error(exc))
+                self._log_ending(ws, _unopened(classify_server_tls_error(exc)))
             else:
-                ending = Ending(code=1006, cause="tcp.reset", initiator="remote", detail=str(exc))
+                ending = Ending(code=1006, cause="tcp.reset", initiator="remote", detail=str(exc), opened=False)
                 self._log_ending(ws, ending)
             return
         await self._run(ws)
@@ -326,10 +327,13 @@ class Server:
     async def _run(self, ws: WebSocketConnection) -> None:
         try:
             await asyncio.sleep(0)  # let connection_made run
-            if await self._open(ws):
+            opened = await self._open(ws)
+            if opened:
                 await self._run_handler(ws)
             ending = await ws.wait_closed()
-            self._log_ending(ws, ending)
+            # A client that left before its upgrade was answered (a TCP health check, a
+            # scanner) never had a WebSocket connection: its ending's texts say so.
+            self._log_ending(ws, ending if opened else _unopened(ending))
         except Exception:  # pragma: no cover - a bug of ours; never let it kill the server
             self.logger.exception("unexpected error while serving %s", ws.remote_address)
             if ws.transport is not None:
@@ -365,7 +369,7 @@ class Server:
         except HandshakeFailed as exc:
             if not exc.answer:
                 transport.close()
-                self._log_ending(ws, exc.ending)
+                self._log_ending(ws, _unopened(exc.ending))
                 return False
             self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
             return False
@@ -511,7 +515,7 @@ class Server:
             transport.close()
         if ending is not None:
             # A request answered with a success status (a page, a health check) is not a failure.
-            self._log_ending(ws, ending, logging.INFO if status < 400 else None, http_status=status)
+            self._log_ending(ws, _unopened(ending), logging.INFO if status < 400 else None, http_status=status)
 
     def _log_ending(
         self, ws: WebSocketConnection, ending: Ending, level: int | None = None, *, http_status: int | None = None
@@ -544,6 +548,11 @@ class Server:
                 "http_status": http_status,
             },
         )
+
+
+def _unopened(ending: Ending) -> Ending:
+    """An ending logged before the upgrade completed: its texts say the connection never opened."""
+    return dataclasses.replace(ending, opened=False)
 
 
 def _format_peer(address: Any) -> str:

@@ -40,7 +40,9 @@ are tried most specific first:
 
 1. a variant the ending asks for by itself (``details["variant"]``, such as
    ``ambiguous`` for a TLS chain that may lack an intermediate or may end at an
-   untrusted root);
+   untrusted root; or ``unopened`` when the connection never opened: a 1006 from a
+   refused dial was not "lost without a Close frame"), written for the ending's
+   role first (``unopened_server``), then for any reader;
 2. ``<role>_<initiator>``: ``client_local``, ``client_remote``, ``server_local``,
    ``server_remote`` (the role that reports the ending and the side that started it);
 3. ``<role>``: ``client`` or ``server``;
@@ -223,7 +225,11 @@ def _key(code: int) -> str:
 
 def _tags(role: str | None, initiator: str | None, variant: str | None = None) -> list[str]:
     """Variant suffixes to try for this reader, most specific first."""
-    tags = [variant] if variant else []
+    tags = []
+    if variant:
+        if role in ("client", "server"):
+            tags.append(f"{variant}_{role}")
+        tags.append(variant)
     sides = initiator if initiator in ("local", "remote") else None
     if role in ("client", "server"):
         if sides:
@@ -242,12 +248,19 @@ def _pick(entry: dict[str, Any], field: str, tags: list[str]) -> str:
     return str(entry[field])
 
 
-def _entry(code: int, key: str, lang: str, role: str | None = None, initiator: str | None = None) -> Explanation:
+def _entry(
+    code: int,
+    key: str,
+    lang: str,
+    role: str | None = None,
+    initiator: str | None = None,
+    variant: str | None = None,
+) -> Explanation:
     meta = _codes()["entries"][key]
     texts = _texts(lang)
     text = texts["entries"][key]
     labels = texts["labels"]
-    tags = _tags(role, initiator)
+    tags = _tags(role, initiator, variant)
     return Explanation(
         code=code,
         key=key,
@@ -267,14 +280,23 @@ def _entry(code: int, key: str, lang: str, role: str | None = None, initiator: s
     )
 
 
-def explain(code: int, lang: str = "en", *, role: str | None = None, initiator: str | None = None) -> Explanation:
+def explain(
+    code: int,
+    lang: str = "en",
+    *,
+    role: str | None = None,
+    initiator: str | None = None,
+    variant: str | None = None,
+) -> Explanation:
     """The registry entry for any integer ``code`` (a range's entry for unregistered codes).
 
     ``role`` ("client" or "server", the side reading it) and ``initiator`` ("local" or
     "remote", the side that ended the connection) pick the texts written for that
     reader where they differ; without them the texts are the neutral ones.
+    ``variant`` (``unopened``) picks the texts for a connection that never opened,
+    where the entry has them.
     """
-    return _entry(int(code), _key(int(code)), lang, role, initiator)
+    return _entry(int(code), _key(int(code)), lang, role, initiator, variant)
 
 
 def all_entries(lang: str = "en") -> list[Explanation]:

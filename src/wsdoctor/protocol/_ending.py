@@ -60,6 +60,13 @@ class Ending:
     1011 the server sent, and a server's log speaks to whoever runs the server.
     ``details`` fill the texts' placeholders; ``details["variant"]`` asks for a text
     variant of the cause (for instance ``ambiguous``).
+
+    ``opened`` is False for a dial that failed before the WebSocket connection opened
+    (bad input, DNS, TCP, a proxy, a redirect, an HTTP answer other than 101), and
+    for a server's client that left or was refused before the upgrade completed: the
+    close code's and the cause's texts then say so (variant ``unopened``), since 1006's usual
+    "lost without a Close frame" and "enable keepalive pings" do not fit a
+    connection that never existed.
     """
 
     code: int
@@ -73,6 +80,7 @@ class Ending:
     detail: str = ""
     details: dict[str, str] = field(default_factory=dict)
     role: Role | None = None
+    opened: bool = True
 
     def with_role(self, role: Role) -> Ending:
         """This ending as reported by ``role``; unchanged when a role is already set."""
@@ -95,14 +103,15 @@ class Ending:
         """The registry entry for this ending's close code, in ``lang``."""
         from wsdoctor.knowledge import explain
 
-        return explain(self.code, lang, role=self.role, initiator=self.initiator)
+        variant = None if self.opened else "unopened"
+        return explain(self.code, lang, role=self.role, initiator=self.initiator, variant=variant)
 
     def cause_text(self, lang: str = "en") -> CauseText:
         """The text for this ending's precise cause: a summary and a fix that fit it."""
         from wsdoctor.knowledge import explain_cause
 
         details = dict(self.details)
-        variant = details.pop("variant", None)
+        variant = details.pop("variant", None) or (None if self.opened else "unopened")
         return explain_cause(
             self.cause, lang, role=self.role, initiator=self.initiator, variant=variant, detail=self.detail, **details
         )
@@ -144,6 +153,7 @@ class Ending:
             "reason": self.reason,
             "initiator": self.initiator,
             "role": self.role,
+            "opened": self.opened,
             "clean": self.clean,
             "sent": None if self.sent is None else {"code": self.sent.code, "reason": self.sent.reason},
             "received": (

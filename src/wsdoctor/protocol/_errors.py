@@ -44,6 +44,9 @@ class WebSocketError(Exception):
 
     ending: Ending
     input_cause: ClassVar[str] = "input.other"
+    # True for the argument errors that connect() and serve() raise before any socket
+    # opens: their ending is marked as a connection that never opened.
+    before_open: ClassVar[bool] = False
 
     def __init__(self, message: str | None = None, *, ending: Ending | None = None) -> None:
         # Messages quote what they were given (a URL, an h11 complaint about a header):
@@ -51,7 +54,13 @@ class WebSocketError(Exception):
         if message is not None:
             message = redact_text(message)
         if ending is None:
-            ending = Ending(code=1006, cause=self.input_cause, initiator="local", detail=message or "")
+            ending = Ending(
+                code=1006,
+                cause=self.input_cause,
+                initiator="local",
+                detail=message or "",
+                opened=not self.before_open,
+            )
         self.ending = ending
         self.message = message
         super().__init__(message if message is not None else str(ending))
@@ -169,5 +178,7 @@ class InvalidOption(WebSocketError, ValueError):
     Raised by ``connect()`` and ``serve()`` when they are called, before any socket
     opens; the message names the option and what it accepts.
     """
+
+    before_open = True
 
     input_cause = "input.option"

@@ -43,6 +43,7 @@ class InvalidHeader(WebSocketError, ValueError):
     """
 
     input_cause = "input.header"
+    before_open = True
 
 
 class InvalidSubprotocol(InvalidHeader):

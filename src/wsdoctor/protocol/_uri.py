@@ -23,6 +23,7 @@ class InvalidURI(WebSocketError, ValueError):
     """The URI is not a WebSocket URI; the message says what to change."""
 
     input_cause = "input.uri"
+    before_open = True
 
 
 @dataclass(frozen=True)
