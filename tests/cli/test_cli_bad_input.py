@@ -101,6 +101,7 @@ async def run_wsdoctor(*args: str) -> tuple[int, str, str]:
         (["connect", "ws://{addr}/", "-x", "hi", "--wait", "nan"], "NaN"),
         (["connect", "ws://{addr}/", "-x", "hi", "--wait", "inf"], "infinite"),
         (["check", "ws://{addr}/", "--proxy", "not a url"], "spaces or control characters"),
+        (["serve", "--fault", "expired", "--port", "0", "--ca-out", "/proc/nope/ca.pem"], "'--ca-out'"),
     ],
 )
 async def test_bad_input_subprocess(counter: Counter, args: list[str], message: str) -> None:

@@ -164,3 +164,11 @@ async def test_check_takes_the_clients_max_size_and_origin(pki: Pki) -> None:
         assert code == 6 and isinstance(refused["ending"], dict) and refused["ending"]["cause"] == "http.forbidden"
         code, allowed = await check(url, "--origin", "https://app.example")
         assert code == 0 and allowed["ok"] is True
+
+
+@pytest.mark.parametrize(("name", "status"), [("http-502", "HTTP 502:"), ("redirect-302", "Normal Closure")])
+async def test_banner_fills_the_status_its_text_quotes(name: str, status: str) -> None:
+    """The 502 text reads "HTTP {status}: ..."; the banner must not print "HTTP : a proxy"."""
+    async with lab_process("--fault", name) as (_proc, lines):
+        expect = next(line for line in lines if line.startswith("A correct client reports"))
+        assert status in expect and "HTTP :" not in expect and "<status>" not in expect

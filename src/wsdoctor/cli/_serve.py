@@ -247,11 +247,17 @@ async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_o
         async with _logging_to(console, lang, settings.verbose) as logger:
             lab = await start_fault(fault, pki, host=settings.host, port=settings.port, logger=logger)
             if lab.ca_file is not None and ca_out is not None:
-                ca_out.write_bytes(Path(lab.ca_file).read_bytes())
+                try:
+                    ca_out.write_bytes(Path(lab.ca_file).read_bytes())
+                except OSError as exc:
+                    # Not the address's fault: name the option that holds the bad path.
+                    raise click.BadParameter(
+                        f"cannot write to {ca_out}: {exc.strerror or exc}", param_hint="'--ca-out'"
+                    ) from None
                 lab.ca_file = str(ca_out)
             try:
                 stop = StopSignals()
-                expected = Ending(code=fault.expected_code, cause=fault.expected_cause, initiator="remote")
+                expected = fault.expected_ending()
                 console.print(
                     lab_words["title"].format(name=fault.name, description=words["faults"][fault.name]), markup=False
                 )

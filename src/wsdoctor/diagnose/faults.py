@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
+from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
 from wsdoctor.protocol._handshake import Request, ServerHandshake
 
@@ -54,6 +55,16 @@ class Fault:
     secure: bool = False
     require_extensions: tuple[str, ...] = ()
     check_args: tuple[str, ...] = ()
+
+    def expected_ending(self) -> Ending:
+        """The ending a correct client reports, with the HTTP status its texts quote.
+
+        ``http.bad_gateway`` reads "HTTP {status}: ..."; without the status the lab's
+        banner would tell the user "HTTP : a proxy ... could not reach".
+        """
+        answer = _HTTP_ANSWERS.get(self.name)
+        details = {"status": str(answer[0])} if answer is not None and self.expected_code == 1006 else {}
+        return Ending(code=self.expected_code, cause=self.expected_cause, initiator="remote", details=details)
 
 
 FAULTS: tuple[Fault, ...] = (
