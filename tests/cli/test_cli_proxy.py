@@ -119,7 +119,7 @@ async def test_check_shows_redirects() -> None:
     assert loop["ending"]["cause"] == "redirect.too_many"
     assert [s["name"] for s in loop["steps"]].count("redirect") == 3
     assert code == 0
-    assert "Redirect: ok" in out and f"302 Found Location: /new -> {base}/new" in out
+    assert "Redirect: ok" in out and f"302 Found; Location: /new -> {base}/new" in out
 
 
 async def test_connect_through_a_proxy(echo_url: str, proxy_port: int) -> None:

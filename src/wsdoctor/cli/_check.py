@@ -71,7 +71,7 @@ def describe(step: Step, lang: str = "en") -> str:
             target=d.get("target", ""),
         )
     if step.name == "redirect":
-        return f"{d.get('status')} {d.get('reason', '')} Location: {d.get('location')} -> {d.get('to')}"
+        return f"{d.get('status')} {d.get('reason', '')}; Location: {d.get('location')} -> {d.get('to')}"
     if step.name == "dns":
         via = say["via_proxy"] if d.get("via") == "proxy" else ""
         return ", ".join(d.get("addresses", [])) + via
