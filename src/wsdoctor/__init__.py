@@ -2,9 +2,11 @@
 
 The small public API lives here; everything else is reachable through the
 subpackages (``wsdoctor.protocol`` for the sans-I/O core, ``wsdoctor.aio`` for the
-asyncio client and server, ``wsdoctor.knowledge`` for the close-code registry).
+asyncio client and server, ``wsdoctor.sync`` for the blocking client,
+``wsdoctor.knowledge`` for the close-code registry).
 """
 
+from wsdoctor import sync
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
@@ -54,4 +56,5 @@ __all__ = [
     "explain",
     "run",
     "serve",
+    "sync",
 ]

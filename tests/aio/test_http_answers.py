@@ -53,7 +53,8 @@ def response(status_line: str, *headers: str, body: bytes = b"") -> tuple[bytes,
 async def refusal(head: bytes, body: bytes = b"") -> wsdoctor.HandshakeError:
     async with asyncio.timeout(10), answering(head, body) as url:
         with pytest.raises(wsdoctor.HandshakeError) as info:
-            await wsdoctor.connect(url, open_timeout=5)
+            # Redirects are followed by default; here each answer is looked at as it is.
+            await wsdoctor.connect(url, open_timeout=5, max_redirects=0)
     return info.value
 
 

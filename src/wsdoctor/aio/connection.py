@@ -120,6 +120,9 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
         self._eof_detail = ""
+        # What the transport reported when it was lost (a TLS alert, a reset), for
+        # diagnoses that need more than the ending's cause.
+        self.lost_error: BaseException | None = None
         self._fragmenting = False  # send_fragments() is between its first and last frame
         # Bytes that arrive before the core is attached (handshake phase) go to this hook,
         # or wait in _early until the hook is installed.
@@ -206,6 +209,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         return None  # close the transport: a WebSocket never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_error = exc
         cause = self._eof_cause
         detail = self._eof_detail
         if cause is None and exc is not None:
@@ -215,6 +219,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             ending = self.core.receive_eof(cause, detail)
         else:
             ending = Ending(code=1006, cause=cause or "tcp.closed", initiator="remote", detail=detail)
+        ending = ending.with_role("client" if self.is_client else "server")
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self._keepalive is not None:
@@ -497,6 +502,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             if core is not None and core.close_received is None:
                 self._eof_cause = "close.timeout"
                 self._eof_detail = f"no Close frame from the peer within {self.close_timeout:g} s"
+            # abort(), not close(): close() waits for the write buffer to drain, which
+            # never happens when the peer stopped reading.
             self.transport.abort()
 
     def _close_transport_soon(self) -> None:
@@ -509,6 +516,30 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             self._arm_close_timer()
             return
         transport.close()
+        # close() only flushes what is buffered; a peer that stopped reading would keep
+        # the connection, and its buffers, forever. The close timer aborts it.
+        self._arm_close_timer()
+
+    def _unsent_bytes(self) -> int:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return 0
+        try:
+            return int(transport.get_write_buffer_size())
+        except (AttributeError, RuntimeError):  # pragma: no cover - a transport without the API
+            return 0
+
+    def _abort_stalled(self, detail: str) -> None:
+        """End a connection whose peer stopped reading: nothing more can reach it, not even a Close frame."""
+        core = self.core
+        if core is None or self._closed.done():
+            return
+        unsent = self._unsent_bytes()
+        core.fail(1011, "write.stalled", f"{detail}; {unsent} bytes were still waiting to be sent")
+        core.data_to_send()  # the Close frame could not get through either: drop it
+        self.logger.debug("write stalled: %s; aborting", detail)
+        assert self.transport is not None
+        self.transport.abort()
 
     async def _keepalive_loop(self) -> None:
         assert self.ping_interval is not None
@@ -524,6 +555,12 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                         await asyncio.wait_for(self.ping(), self.ping_timeout)
                 except TimeoutError:
                     self.logger.debug("keepalive: no pong within %s s", self.ping_timeout)
+                    if self._paused_writing or self._unsent_bytes() > 0:
+                        # Our own writes are stuck above the high-water mark: the peer stopped
+                        # reading, and a Close frame queued behind them would never arrive.
+                        self._abort_stalled(f"no Pong within {self.ping_timeout:g} s of a keepalive Ping")
+                        await asyncio.shield(self._closed)
+                        return
                     await self.fail(
                         1011,
                         "keepalive.timeout",

@@ -326,6 +326,7 @@ class WebSocketProtocol(WebSocketConnection):
         if self.ending_logged:
             return
         self.ending_logged = True
+        ending = ending.with_role("server")  # the log speaks to whoever runs the server
         if level is None:
             level = logging.INFO if ending.ok or ending.cause == "server.shutdown" else logging.WARNING
         self.logger.log(

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import raise_descriptor_limit
 from wsdoctor.aio.server import serve as ws_serve
 from wsdoctor.cli._relay import relay_handler, reuse_port_socket, run_workers
 from wsdoctor.cli._render import render_ending
@@ -68,6 +69,7 @@ async def serve_echo(
     relay: bool = False,
     redis_url: str | None = None,
     sock: socket.socket | None = None,
+    max_connections: int | None = None,
 ) -> None:
     logger = logging.getLogger("wsdoctor.server")
     logger.setLevel(logging.INFO)
@@ -79,6 +81,8 @@ async def serve_echo(
     hub = Hub(redis_url) if relay or redis_url else None
     kind = "echo" if hub is None else "relay"
     across = f" (relaying through {redis_url})" if redis_url else ""
+    # Every connection costs a descriptor: take all the system allows before listening.
+    limits = raise_descriptor_limit()
     try:
         async with ws_serve(
             echo if hub is None else relay_handler(hub),
@@ -88,9 +92,18 @@ async def serve_echo(
             compression="deflate" if compression else None,
             max_size=max_size,
             sock=sock,
+            max_connections=max_connections,
         ) as server:
             for url in server.urls:
                 console.print(f"wsdoctor {kind} server listening on {url}{across}  (Ctrl+C to stop)", highlight=False)
+            if limits is not None:
+                before, after, hard = limits
+                if after > before:
+                    logger.info(
+                        "file descriptors: soft limit raised from %d to %d (hard limit %d)", before, after, hard
+                    )
+                else:
+                    logger.info("file descriptors: soft limit %d, hard limit %d", after, hard)
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,6 +141,7 @@ def _worker(
     lang: str,
     relay: bool,
     redis_url: str | None,
+    max_connections: int | None,
 ) -> None:
     """One of --workers N: its own socket on the shared port, its own event loop and hub."""
     console = Console(highlight=False)
@@ -145,6 +159,7 @@ def _worker(
                 relay=relay,
                 redis_url=redis_url,
                 sock=sock,
+                max_connections=max_connections,
             )
         )
     except KeyboardInterrupt:
@@ -163,6 +178,12 @@ def _worker(
     default=64 * 1024 * 1024,
     show_default=True,
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer upgrades beyond this many open connections (per worker) with HTTP 503 and Retry-After.",
 )
 @click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
 @click.option("--relay", is_flag=True, help="Relay each message to the other clients on the same path, not echo it.")
@@ -186,6 +207,7 @@ def serve(
     tls_key: str | None,
     no_compression: bool,
     max_size: int,
+    max_connections: int | None,
     lang: str,
     relay: bool,
     redis_url: str | None,
@@ -201,11 +223,20 @@ def serve(
     console = Console(highlight=False)
     try:
         if workers > 1:
-            args = (tls_cert, tls_key, not no_compression, max_size, lang, relay, redis_url)
+            args = (tls_cert, tls_key, not no_compression, max_size, lang, relay, redis_url, max_connections)
             raise SystemExit(run_workers(workers, host, port, _worker, args))
         run(
             serve_echo(
-                host, port, context, not no_compression, max_size, console, lang, relay=relay, redis_url=redis_url
+                host,
+                port,
+                context,
+                not no_compression,
+                max_size,
+                console,
+                lang,
+                relay=relay,
+                redis_url=redis_url,
+                max_connections=max_connections,
             )
         )
     except OSError as exc:

@@ -9,7 +9,6 @@ the server side the HTTP status to answer with.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import http
 import os
@@ -30,6 +29,7 @@ from wsdoctor.protocol._headers import (
     serialize_extensions,
     serialize_subprotocols,
 )
+from wsdoctor.protocol._redact import redact_text
 from wsdoctor.protocol._uri import WSURI
 
 __all__ = [
@@ -131,7 +131,7 @@ class HandshakeFailed(WebSocketError):
     ) -> None:
         super().__init__(body.strip(), ending=ending)
         self.status = status
-        self.body = body
+        self.body = redact_text(body)  # it may quote the request's own credentials back
         self.headers = list(headers)
         # False when an HTTP answer would be noise to the peer (a TLS client): just close.
         self.answer = answer
@@ -366,7 +366,7 @@ class ClientHandshake:
         try:
             return self._h11.send(h11.Request(method="GET", target=self.uri.resource, headers=headers))
         except h11.LocalProtocolError as exc:
-            raise ValueError(f"cannot build the upgrade request: {exc}") from None
+            raise ValueError(redact_text(f"cannot build the upgrade request: {exc}")) from None
 
     def receive_data(self, data: bytes) -> Response | None:
         """Feed response bytes; returns the Response once it is complete.
@@ -383,7 +383,8 @@ class ClientHandshake:
             data, self._prefix = self._prefix, b""
             if looks_like_tls(data):
                 raise tls_port_failure(f"the server answered with a TLS record ({data[:3].hex(' ')}), not HTTP")
-        self._h11.receive_data(data)
+        if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
+            self._h11.receive_data(data)
         return self._next()
 
     @property
@@ -555,7 +556,8 @@ class ServerHandshake:
                     ),
                     answer=False,
                 )
-        self._h11.receive_data(data)
+        if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
+            self._h11.receive_data(data)
         return self._next()
 
     def receive_eof(self) -> Request | None:
@@ -639,7 +641,7 @@ class ServerHandshake:
         keys = request.get_all("sec-websocket-key")
         try:
             valid_key = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and non-ASCII text (decoded as latin-1 from the wire)
             valid_key = False
         if not valid_key:
             raise _server_failure(400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes")
