@@ -301,3 +301,33 @@ async def test_tls_gives_the_wss_scheme(impl: str, tmp_path: Any) -> None:
         async with websockets.connect(f"wss://127.0.0.1:{server.port}/", ssl=client_ctx) as ws:
             seen = json.loads(await ws.recv())
     assert seen["scheme"] == "wss" and seen["client"][0] == "127.0.0.1"
+
+
+async def test_ws_max_queue_holds_messages_for_a_slow_app_without_losing_any() -> None:
+    release = asyncio.Event()
+    got: list[str] = []
+
+    async def slow(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await release.wait()
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            got.append(event["text"])
+            if len(got) == 50:
+                await send({"type": "websocket.close", "code": 1000})
+
+    async with asyncio.timeout(20), uvicorn_running(slow, ws_max_queue=2) as server:
+        async with websockets.connect(server.url("/")) as ws:
+            (protocol,) = list(server.server.server_state.connections)
+            assert getattr(protocol, "max_queue", None) == 2
+            for i in range(50):
+                await ws.send(f"m{i}")
+            await asyncio.sleep(0.2)
+            assert getattr(protocol, "_paused_reading", False)  # reading stopped at the queue's limit
+            release.set()
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+    assert got == [f"m{i}" for i in range(50)]
