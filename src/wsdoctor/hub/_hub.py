@@ -122,6 +122,11 @@ class Hub:
         self._rooms: dict[str, set[WebSocketConnection]] = {}
         self._others: dict[str, set[Any]] = {}
         self._joined: dict[WebSocketConnection, set[str]] = {}
+        # A number per member connection, unique for the hub's life (unlike id()), so that a
+        # publish can name its sender for the other processes' deliveries to skip it.
+        self._tokens: dict[WebSocketConnection, int] = {}
+        self._by_token: dict[int, WebSocketConnection] = {}
+        self._next_token = 0
         self._closed = False
         self._id = os.urandom(8)  # tells this hub's publishes from other processes'
         self._redis: _RedisFanout | None = None
@@ -154,6 +159,9 @@ class Hub:
             rooms = self._joined.get(ws)
             if rooms is None:
                 rooms = self._joined[ws] = set()
+                self._next_token += 1
+                self._tokens[ws] = self._next_token
+                self._by_token[self._next_token] = ws
                 ws.add_close_callback(self._forget)
             rooms.add(room)
         if first and self._redis is not None:
@@ -183,6 +191,9 @@ class Hub:
     def _forget(self, ws: WebSocketConnection) -> None:
         for room in self._joined.pop(ws, ()):
             self.leave(room, ws)
+        token = self._tokens.pop(ws, None)
+        if token is not None:
+            del self._by_token[token]
 
     def members(self, room: str) -> frozenset[WebSocketConnection]:
         """This process's wsdoctor connections in ``room``."""
@@ -207,7 +218,8 @@ class Hub:
         skip = None if exclude is None else connection_of(exclude)
         if self._redis is None:
             return self.deliver(room, message, exclude=skip).sent
-        origin = b"" if skip is None else self._id + id(skip).to_bytes(8, "little")
+        token = None if skip is None else self._tokens.get(skip)
+        origin = b"" if token is None else self._id + token.to_bytes(8, "little")
         return await self._redis.publish(self.prefix + room, _encode(message, origin))
 
     def deliver(self, room: str, message: Message, *, exclude: WebSocketConnection | None = None) -> BroadcastResult:
@@ -248,8 +260,7 @@ class Hub:
             if origin:
                 exclude = None
                 if origin[:8] == self._id:
-                    wanted = int.from_bytes(origin[8:], "little")
-                    exclude = next((ws for ws in self._rooms.get(room, ()) if id(ws) == wanted), None)
+                    exclude = self._by_token.get(int.from_bytes(origin[8:], "little"))
                 self._flush(room, by_room.pop(room, None))
                 self.deliver(room, message, exclude=exclude)
             else:
