@@ -50,7 +50,7 @@ def subscribers(redis: RedisServer, channel: str = CHANNEL) -> int:
 
 
 async def wait_subscribers(redis: RedisServer, n: int) -> None:
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(45):
         while await asyncio.to_thread(subscribers, redis) < n:
             await asyncio.sleep(0.05)
 
@@ -106,8 +106,8 @@ def test_workers_share_one_port_and_relay_through_redis(redis_server: RedisServe
         proc.stdout.readline()  # the second worker's banner
 
         async def talk() -> None:
-            async with asyncio.timeout(40):
-                clients = [await wsdoctor.connect(url + "chat") for _ in range(16)]
+            async with asyncio.timeout(90):
+                clients = [await wsdoctor.connect(url + "chat") for _ in range(24)]
                 await wait_subscribers(redis_server, 2)  # the kernel gave connections to both workers
                 await clients[0].send("to everyone")
                 for ws in clients[1:]:
