@@ -103,7 +103,11 @@ def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> Non
 def test_workers_share_one_port_and_relay_through_redis(redis_server: RedisServer) -> None:
     with serving("--redis", redis_server.url, "--workers", "2") as (url, proc):
         assert proc.stdout is not None
-        proc.stdout.readline()  # the second worker's banner
+        for line in proc.stdout:  # until the second worker listens too
+            if "listening on" in line:
+                break
+        else:
+            pytest.fail("the second worker did not start")
 
         async def talk() -> None:
             async with asyncio.timeout(90):
