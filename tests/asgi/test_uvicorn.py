@@ -331,3 +331,12 @@ async def test_ws_max_queue_holds_messages_for_a_slow_app_without_losing_any() -
             with pytest.raises(ConnectionClosed):
                 await ws.recv()
     assert got == [f"m{i}" for i in range(50)]
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_both_of_uvicorns_http_parsers_hand_the_upgrade_over(http: str) -> None:
+    app = App()
+    async with asyncio.timeout(20), uvicorn_running(app, http=http) as server:
+        seen = await conversation(server.url("/echo"))
+        await asyncio.wait_for(app.disconnected.wait(), 5)
+    assert seen["echoes"] == [True, True, True, True] and seen["close"] == (4001, "done here")
