@@ -72,3 +72,10 @@ def test_redaction_masks_the_password_the_parser_sees(url: str) -> None:
     masked = parse_uri(redact_url(url))
     assert masked.host == parsed.host and masked.user_info is not None
     assert masked.user_info[1] == MASK
+
+
+@pytest.mark.parametrize("url", ["ws://h/#\t", "ws://h/#\r\n", "ws://:'@h/#\t\t"])
+def test_an_empty_fragment_hidden_by_a_tab_is_refused(url: str) -> None:
+    """The parser drops tabs and newlines, so "#\t" is an empty fragment, which a WebSocket URI may not have."""
+    with pytest.raises(wsdoctor.WebSocketError, match="fragment"):
+        parse_uri(url)
