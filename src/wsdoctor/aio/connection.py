@@ -19,6 +19,7 @@ import collections
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,23 @@ __all__ = ["Limits", "WebSocketConnection"]
 Data = str | bytes
 
 _READ_SIZE = 256 * 1024
+_thread_buffers = threading.local()
+
+
+def _receive_buffer() -> memoryview:
+    """The receive buffer of the calling thread, shared by every connection of its loop.
+
+    A transport calls ``get_buffer``, reads into it and calls ``buffer_updated`` in one
+    go, and the core copies out everything it keeps before ``buffer_updated`` returns;
+    so one buffer per thread (an event loop runs in one thread) serves all of its
+    connections. A connection then costs no buffer at all while idle, and large
+    messages are still read 256 KiB at a time.
+    """
+    view: memoryview | None = getattr(_thread_buffers, "view", None)
+    if view is None:
+        view = _thread_buffers.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
 
 _EOF_CAUSES: dict[type[BaseException], str] = {
     ConnectionResetError: "tcp.reset",
@@ -78,6 +96,47 @@ class WebSocketConnection(asyncio.BufferedProtocol):
     Used by both :func:`wsdoctor.connect` and :func:`wsdoctor.serve`; applications
     receive it ready to use and never build one themselves.
     """
+
+    # Slots keep an idle connection small: an instance dict of this many attributes
+    # costs about 1.5 KiB. ``__dict__`` stays available (created only when first used)
+    # for attributes added by subclasses and extensions.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_close_timer",
+        "_closed",
+        "_drain_waiter",
+        "_early",
+        "_eof_cause",
+        "_eof_detail",
+        "_handshake_receiver",
+        "_keepalive",
+        "_loop",
+        "_messages",
+        "_paused_reading",
+        "_paused_writing",
+        "_ping_counter",
+        "_pings",
+        "_recv_waiter",
+        "_rview",
+        "close_timeout",
+        "core",
+        "ending_logged",
+        "extensions",
+        "is_client",
+        "logger",
+        "max_queue",
+        "offered_extensions",
+        "path",
+        "ping_interval",
+        "ping_timeout",
+        "remote_address",
+        "request_headers",
+        "response_headers",
+        "subprotocol",
+        "transport",
+        "write_limit",
+    )
 
     def __init__(
         self,
@@ -124,10 +183,9 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
         self._early = bytearray()
-        # One receive buffer for the life of the connection: the transport reads into it
-        # (recv_into), the core parses it in place and copies out only what it keeps.
-        self._rbuf = bytearray(_READ_SIZE)
-        self._rview = memoryview(self._rbuf)
+        # The transport reads into the thread's shared buffer (recv_into); the core parses
+        # it in place and copies out only what it keeps.
+        self._rview = _receive_buffer()
 
     # ------------------------------------------------------------ life cycle
 
