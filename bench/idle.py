@@ -135,9 +135,11 @@ async def measure(pid: int, port: int, connections: int) -> dict[str, float]:
         await asyncio.sleep(0.2)
 
 
-def run(name: str, connections: int, uvloop: bool) -> dict[str, Any]:
+def run(name: str, connections: int, uvloop: bool, profile: str | None = None) -> dict[str, Any]:
     port = free_port()
     cmd = [sys.executable, str(HERE / "servers.py"), name, str(port)] + (["--uvloop"] if uvloop else [])
+    if profile:
+        cmd += ["--profile", profile]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--only", default="picows,wsdoctor,websockets,aiohttp")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds; the median of each is kept")
+    parser.add_argument("--profile", metavar="FILE", help="run the (single) server under cProfile, stats to FILE")
     args = parser.parse_args()
     limit = raise_nofile()
     if limit < 2 * (args.connections + WARMUP) + 100:
@@ -170,7 +173,7 @@ def main() -> None:
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for _ in range(args.repeat):
         for name in names:
-            rounds[name].append(run(name, args.connections, args.uvloop))
+            rounds[name].append(run(name, args.connections, args.uvloop, args.profile))
 
     def median(name: str, key: str) -> float:
         values = sorted(r[key] for r in rounds[name])

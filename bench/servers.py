@@ -93,22 +93,21 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "--profile" in sys.argv:
-        # --profile FILE: run under cProfile until SIGTERM, then write the stats to FILE.
+        # --profile FILE: run under cProfile until SIGTERM, then write the stats to FILE and
+        # exit at once (raising in whatever callback is running would confuse the loop).
         import cProfile
+        import os
         import signal
 
         out = sys.argv[sys.argv.index("--profile") + 1]
+        profiler = cProfile.Profile()
 
         def stop(*_: object) -> None:
-            raise KeyboardInterrupt
+            profiler.disable()
+            profiler.dump_stats(out)
+            os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
-        profiler = cProfile.Profile()
-        try:
-            profiler.runcall(main)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            profiler.dump_stats(out)
+        profiler.runcall(main)
     else:
         main()
