@@ -42,7 +42,7 @@ from wsdoctor.protocol._mask import apply_mask
 if TYPE_CHECKING:
     from wsdoctor.protocol._deflate import PerMessageDeflate
 
-__all__ = ["Connection", "Opcode", "State"]
+__all__ = ["COMPILED", "Connection", "Opcode", "State"]
 
 
 class Opcode(enum.IntEnum):
@@ -346,7 +346,9 @@ class Connection:
             while pos < n:
                 remaining = self._frame_remaining
                 if remaining:
-                    take = min(n - pos, remaining)
+                    take = n - pos
+                    if remaining < take:
+                        take = remaining
                     chunk = mv[pos : pos + take]
                     pos += take
                     self._frame_remaining = remaining - take
@@ -362,8 +364,8 @@ class Connection:
                     continue
                 if n - pos < 2:
                     break
-                b0 = src[pos]
-                b1 = src[pos + 1]
+                b0 = mv[pos]
+                b1 = mv[pos + 1]
                 opcode = b0 & 0x0F
                 fin = b0 & 0x80
                 length = b1 & 0x7F
@@ -379,7 +381,7 @@ class Connection:
                     self._check_rsv(b0, opcode)
                 if opcode not in _KNOWN_OPCODES:
                     raise ProtocolError(1002, "protocol.bad_opcode", f"unknown opcode {opcode:#x}")
-                if bool(masked) is not self._expect_masked:
+                if (masked != 0) != self._expect_masked:
                     if masked:
                         raise ProtocolError(1002, "protocol.masked_frame", "a server must not mask its frames")
                     raise ProtocolError(1002, "protocol.unmasked_frame", "a client must mask every frame")
@@ -401,7 +403,7 @@ class Connection:
                             1002, "protocol.bad_length", "the 64-bit payload length has its top bit set"
                         )
                 if opcode >= 8:
-                    if n - pos < hlen + length:
+                    if length > n - pos - hlen:
                         break
                     start = pos + hlen
                     pos = start + length
@@ -415,8 +417,8 @@ class Connection:
                     continue
                 self._start_data_frame(opcode, b0, length)
                 start = pos + hlen
-                end = start + length
-                if end <= n:
+                if length <= n - start:  # the whole payload is here (compared so as not to overflow)
+                    end = start + length
                     pos = end
                     if masked:
                         self._data(apply_mask(mv[start:end], src[start - 4 : start]), bool(fin), events)
@@ -627,3 +629,18 @@ class Connection:
             )
         self.ending = ending
         return ending
+
+
+# The compiled core: this very file, built by Cython into _connection_c (see setup.py
+# and _connection.pxd). When it is there it replaces the classes above, so that every
+# importer gets the same Connection, Opcode and State; WSDOCTOR_NO_SPEEDUPS=1 keeps the
+# pure-Python ones (the test suite runs both ways).
+COMPILED = False
+_WANTED = __name__ == "wsdoctor.protocol._connection" and not os.environ.get("WSDOCTOR_NO_SPEEDUPS")
+if not TYPE_CHECKING and _WANTED:  # pragma: no cover - covered by the default run, not the pure one
+    try:
+        from wsdoctor.protocol._connection_c import Connection, Opcode, State
+
+        COMPILED = True
+    except ImportError:
+        pass
