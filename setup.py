@@ -11,6 +11,9 @@ install still succeeds and the package runs its pure-Python modules.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -38,10 +41,20 @@ def extensions() -> list[Extension]:
     except ImportError:
         print("warning: Cython is not installed; the protocol core stays pure Python")
         return exts
-    core = Extension("wsdoctor.protocol._connection_c", ["src/wsdoctor/protocol/_connection.py"], optional=True)
+    # Cython pairs a module with the .pxd of the same name, so the one source and its
+    # declarations are copied under the extension's name into build/ (never edited there).
+    generated = Path("build/cython/wsdoctor/protocol")
+    generated.mkdir(parents=True, exist_ok=True)
+    for suffix in (".py", ".pxd"):
+        source = Path("src/wsdoctor/protocol/_connection" + suffix)
+        target = generated / ("_connection_c" + suffix)
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
+    core = Extension("wsdoctor.protocol._connection_c", [str(generated / "_connection_c.py")], optional=True)
     exts += cythonize(
         [core],
         language_level=3,
+        include_path=["build/cython"],
         # The .py file's annotations are for mypy; the .pxd carries the C types.
         compiler_directives={"annotation_typing": False, "boundscheck": False, "wraparound": False},
         quiet=True,

@@ -21,7 +21,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -111,6 +111,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "_eof_detail",
         "_handshake_receiver",
         "_keepalive",
+        "_listener",
         "_loop",
         "_messages",
         "_paused_reading",
@@ -183,6 +184,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
         self._early = bytearray()
+        self._listener: Callable[[Data], object] | None = None
         # The transport reads into the thread's shared buffer (recv_into); the core parses
         # it in place and copies out only what it keeps.
         self._rview = _receive_buffer()
@@ -223,9 +225,13 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         events = core.receive_data(data)
         if events:
             messages = self._messages
+            listener = self._listener
             for event in events:
                 if type(event) is TextMessage or type(event) is BinaryMessage:
-                    messages.append(event.data)
+                    if listener is None:
+                        messages.append(event.data)
+                    elif not self._deliver(listener, event.data):
+                        break
                 elif type(event) is Pong:
                     self._pong(event.payload)
                 elif type(event) is CloseReceived:
@@ -327,6 +333,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         """
         messages = self._messages
         while not messages:
+            if self._listener is not None:
+                raise RuntimeError("messages go to the listener set with listen(), not to recv()")
             if self._closed.done():
                 raise closed_exception(self._closed.result())
             if self.core is not None and self.core.close_received is not None:
@@ -376,6 +384,67 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self._write(data)
         if self._paused_writing:
             await self._drain()
+
+    def send_now(self, message: Data | bytearray | memoryview) -> None:
+        """Send one message at once, without waiting: the sending half of the listener API.
+
+        For callbacks (see :meth:`listen`), which cannot await. It does not wait while
+        the peer reads slower than we write: check :attr:`writing_paused` and slow down
+        when it is True, or the transport's buffer grows. Raises
+        :class:`ConnectionClosed` once the connection is closing or closed.
+        """
+        core = self._sendable_core()
+        if core is None:
+            ending = self._closed.result() if self._closed.done() else None
+            raise closed_exception(ending or core_ending(self.core))
+        if isinstance(message, str):
+            self._write(core.send_text(message))
+        elif isinstance(message, bytes | bytearray | memoryview):
+            self._write(core.send_binary(message))
+        else:
+            raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the transport's write buffer is above ``write_limit`` (see send_now)."""
+        return self._paused_writing
+
+    def listen(self, on_message: Callable[[Data], object]) -> None:
+        """Hand every received message to ``on_message`` as it arrives: the hot-path API.
+
+        Instead of queueing messages for :meth:`recv` (a task switch per message), the
+        callback runs inside the transport's read callback, once per message, in order;
+        messages already queued are handed over first. It must not block; it may answer
+        with :meth:`send_now`. ``recv()`` and ``async for`` raise RuntimeError from then
+        on, and ``max_queue`` no longer applies (nothing is queued). An exception in the
+        callback fails the connection with 1011 (cause ``handler.error``). The ending
+        is still awaited with :meth:`wait_closed`.
+        """
+        self._listener = on_message
+        messages = self._messages
+        while messages:
+            if not self._deliver(on_message, messages.popleft()):
+                return
+        if self._paused_reading:
+            self._paused_reading = False
+            if self.transport is not None and not self._closed.done():
+                self.transport.resume_reading()
+
+    def _deliver(self, listener: Callable[[Data], object], message: Data) -> bool:
+        """Call the listener; on an exception fail the connection with 1011 and return False."""
+        try:
+            listener(message)
+        except Exception as exc:
+            self.logger.error("listener failed on %s: %r", self.remote_address, exc, exc_info=exc)
+            self._listener = _drop
+            core = self.core
+            if core is not None and not self._closed.done():
+                core.fail(1011, "handler.error", f"{type(exc).__name__}: {exc}")
+                if core.has_data_to_send:
+                    self._write(core.data_to_send())
+                self._close_transport_soon()
+            return False
+        return True
 
     async def send_fragments(self, fragments: Sequence[str] | Sequence[bytes]) -> None:
         """Send one message as several frames (for streaming and for testing peers)."""
@@ -545,3 +614,29 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                     return
         except asyncio.CancelledError:
             pass
+
+
+def _drop(message: Data) -> None:
+    """The listener after a listener failed: the connection is closing, messages are dropped."""
+
+
+def core_ending(core: Connection | None) -> Ending:
+    """The ending so far, for a send_now() while the close handshake is still under way.
+
+    send_now() cannot wait for the final ending as send() does; this one says who
+    started closing and with which code, which is what the caller needs to stop sending.
+    """
+    if core is not None and core.ending is not None:
+        return core.ending
+    sent = core.close_sent if core is not None else None
+    received = core.close_received if core is not None else None
+    remote = core is not None and core.received_first is True
+    frame = received if remote else sent
+    return Ending(
+        code=frame.code if frame is not None and frame.code is not None else 1006,
+        cause="closed.by_peer" if remote else "closed.locally",
+        initiator="remote" if remote else "local",
+        sent=sent,
+        received=received,
+        detail="the close handshake is under way",
+    )
