@@ -29,7 +29,7 @@ from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
-from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
+from wsdoctor.protocol._events import CloseReceived, Ping, Pong
 
 __all__ = ["Limits", "WebSocketConnection"]
 
@@ -222,15 +222,15 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             else:
                 self._early += data
             return
-        events = core.receive_data(data)
+        events = core.receive_plain(data)  # a data message comes as its str or bytes
         if events:
             messages = self._messages
             listener = self._listener
             for event in events:
-                if type(event) is TextMessage or type(event) is BinaryMessage:
+                if type(event) is bytes or type(event) is str:
                     if listener is None:
-                        messages.append(event.data)
-                    elif not self._deliver(listener, event.data):
+                        messages.append(event)
+                    elif not self._deliver(listener, event):
                         break
                 elif type(event) is Pong:
                     self._pong(event.payload)

@@ -7,6 +7,13 @@
 
 import cython
 
+cdef int _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG
+cdef bytes _keys
+cdef Py_ssize_t _key_at
+
+@cython.locals(at=Py_ssize_t)
+cdef bytes _masking_key()
+
 @cython.locals(b0=cython.int)
 cdef bytes _frame_header(int opcode, Py_ssize_t length, bint fin, bint rsv1, int mask_bit)
 
@@ -41,6 +48,9 @@ cdef class Connection:
     cdef bint _frame_fin
     cdef object _frame_mask
     cdef int _frame_offset
+    cdef bint _plain
+
+    cdef list _receive(self, object data)
 
     cpdef bytes _send_message(self, int opcode, object payload)
 
