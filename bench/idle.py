@@ -135,12 +135,14 @@ async def measure(pid: int, port: int, connections: int) -> dict[str, float]:
         await asyncio.sleep(0.2)
 
 
-def run(name: str, connections: int, uvloop: bool, profile: str | None = None) -> dict[str, Any]:
+def run(
+    name: str, connections: int, uvloop: bool, profile: str | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     port = free_port()
     cmd = [sys.executable, str(HERE / "servers.py"), name, str(port)] + (["--uvloop"] if uvloop else [])
     if profile:
         cmd += ["--profile", profile]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":

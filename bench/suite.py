@@ -202,10 +202,22 @@ async def deflate_row(pid: int, url: str, seconds: float) -> float:
     return cpu / units
 
 
+# --base DIR adds "wsdoctor@base": the wsdoctor server run from another source tree
+# (an older commit's src/), measured in the same run as the current one.
+BASE_ENV: dict[str, str] = {}
+
+
+def server_env(name: str) -> tuple[str, dict[str, str] | None]:
+    if name.endswith("@base"):
+        return name.removesuffix("@base"), BASE_ENV
+    return name, None
+
+
 def start_server(name: str, uvloop: bool, *flags: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
+    name, env = server_env(name)
     cmd = [sys.executable, str(HERE / "servers.py"), name, str(port), *flags] + (["--uvloop"] if uvloop else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"{name} server did not start")
@@ -248,7 +260,8 @@ def measure_server(name: str, rows: list[str], seconds: float, uvloop: bool) -> 
         finally:
             stop(proc)
     if "idle" in rows and name != "wsdoctor-listener":  # the same connection object as wsdoctor
-        result = run_idle(name, 5000, uvloop)
+        base_name, env = server_env(name)
+        result = run_idle(base_name, 5000, uvloop, env=env)
         out["idle"] = result["kib_per_conn"]
         out["handshake"] = result["us_per_handshake"]
     return out
@@ -368,7 +381,11 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--clients", action="store_true", help="compare clients against one picows server")
+    parser.add_argument("--base", metavar="SRC", help="also run wsdoctor from this src/ directory (wsdoctor@base)")
     args = parser.parse_args()
+    if args.base:
+        BASE_ENV.update(os.environ, PYTHONPATH=str(Path(args.base).resolve()))
+        args.only += ",wsdoctor@base"
     raise_nofile()
     if args.clients:
         clients_table(args)
@@ -382,18 +399,19 @@ def main() -> None:
                 results.setdefault((name, row), []).append(value)
     print(header(args, "server CPU per unit"))
     shown = [n for n in names if any((n, r) in results for r in [*rows, "handshake"])]
-    print("| scenario | " + " | ".join(shown) + " | wsdoctor / picows | listener / picows |")
-    print("|---|" + "---:|" * (len(shown) + 2))
+    extra = " before / picows |" if args.base else ""
+    print("| scenario | " + " | ".join(shown) + " | wsdoctor / picows | listener / picows |" + extra)
+    print("|---|" + "---:|" * (len(shown) + (3 if args.base else 2)))
     for row in [*rows, "handshake"] if "idle" in rows else rows:
         med = {n: statistics.median(results[(n, row)]) for n in shown if (n, row) in results}
         cells = " | ".join(f"{med[n]:.3g}" if n in med else "–" for n in shown)
         ref = "aiohttp" if row == "deflate" else "picows"
         ratios = []
-        for mine in ("wsdoctor", "wsdoctor-listener"):
+        for mine in ("wsdoctor", "wsdoctor-listener", "wsdoctor@base"):
             ratios.append(f"{med[mine] / med[ref]:.2f}" if mine in med and ref in med else "–")
         if row == "deflate":
             ratios = [f"{r} × aiohttp" if r != "–" else r for r in ratios]
-        print(f"| {LABELS[row]} | {cells} | {ratios[0]} | {ratios[1]} |")
+        print(f"| {LABELS[row]} | {cells} | " + " | ".join(ratios[: 3 if args.base else 2]) + " |")
 
 
 if __name__ == "__main__":

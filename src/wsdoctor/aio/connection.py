@@ -21,7 +21,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -355,17 +355,21 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                 self.transport.resume_reading()
         return message
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+    def __aiter__(self) -> WebSocketConnection:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosed as exc:
-                if exc.ending.ok:
-                    return
-                raise
+    async def __anext__(self) -> Data:
+        """The next message for ``async for``, which ends quietly on a normal closure.
+
+        A method rather than an async generator: one coroutine per message instead of a
+        generator frame plus its awaitable wrappers.
+        """
+        try:
+            return await self.recv()
+        except ConnectionClosed as exc:
+            if exc.ending.ok:
+                raise StopAsyncIteration from None
+            raise
 
     async def send(self, message: Data | bytearray | memoryview) -> None:
         """Send one message; waits while the peer reads slower than we write.
@@ -375,13 +379,15 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         core = self._sendable_core()
         if core is None:
             raise await self._closed_error()
-        if isinstance(message, str):
-            data = core.send_text(message)
-        elif isinstance(message, bytes | bytearray | memoryview):
+        if type(message) is bytes or isinstance(message, bytearray | memoryview):
             data = core.send_binary(message)
+        elif isinstance(message, str):
+            data = core.send_text(message)
         else:
             raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
-        self._write(data)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
         if self._paused_writing:
             await self._drain()
 
@@ -397,12 +403,15 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         if core is None:
             ending = self._closed.result() if self._closed.done() else None
             raise closed_exception(ending or core_ending(self.core))
-        if isinstance(message, str):
-            self._write(core.send_text(message))
-        elif isinstance(message, bytes | bytearray | memoryview):
-            self._write(core.send_binary(message))
+        if type(message) is bytes or isinstance(message, bytearray | memoryview):
+            data = core.send_binary(message)
+        elif isinstance(message, str):
+            data = core.send_text(message)
         else:
             raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     @property
     def writing_paused(self) -> bool:
