@@ -1,4 +1,4 @@
-"""Shared test fixtures: a headless Chromium that can reach nothing but loopback."""
+"""Shared test fixtures: a headless Chromium that can reach nothing but loopback, real Redis servers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from redis_servers import RedisClusterNodes, RedisServer
 
 # Headless, no background traffic, and a resolver that answers NOTFOUND for every
 # host name: pages can only reach IP literals on loopback (and file:// URLs).
@@ -34,3 +36,25 @@ def chromium(tmp_path: Path) -> Iterator[list[str]]:
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     yield [path, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """Debian's redis-server on a free loopback port, no persistence; stopped after the test."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterNodes]:
+    """A 3-node Redis Cluster (no replicas) on free loopback ports; stopped after the test."""
+    cluster = RedisClusterNodes(tmp_path / "cluster")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

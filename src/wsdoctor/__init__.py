@@ -2,13 +2,16 @@
 
 The small public API lives here; everything else is reachable through the
 subpackages (``wsdoctor.protocol`` for the sans-I/O core, ``wsdoctor.aio`` for the
-asyncio client and server, ``wsdoctor.knowledge`` for the close-code registry).
+asyncio client and server, ``wsdoctor.sync`` for the blocking client,
+``wsdoctor.knowledge`` for the close-code registry).
 """
 
+from wsdoctor import sync
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import Server, serve
+from wsdoctor.hub import BroadcastResult, Hub, broadcast
 from wsdoctor.knowledge import CloseCode, explain
 from wsdoctor.protocol._deflate import DeflateConfig
 from wsdoctor.protocol._ending import CloseFrame, Ending
@@ -29,6 +32,7 @@ from wsdoctor.protocol._errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BroadcastResult",
     "CloseCode",
     "CloseFrame",
     "ConnectionClosed",
@@ -38,6 +42,7 @@ __all__ = [
     "DialError",
     "Ending",
     "HandshakeError",
+    "Hub",
     "InvalidCloseCode",
     "LocalProtocolError",
     "NegotiationError",
@@ -46,8 +51,10 @@ __all__ = [
     "TLSHandshakeError",
     "WebSocketConnection",
     "WebSocketError",
+    "broadcast",
     "connect",
     "explain",
     "run",
     "serve",
+    "sync",
 ]

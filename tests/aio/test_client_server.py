@@ -188,7 +188,7 @@ async def test_origin_not_allowed_is_403() -> None:
         with pytest.raises(wsdoctor.HandshakeError) as info:
             await wsdoctor.connect(url(s), origin="https://evil.example")
         assert info.value.status == 403
-        assert info.value.ending.cause == "handshake.status"
+        assert info.value.ending.cause == "http.forbidden"
         async with wsdoctor.connect(url(s), origin="https://good.example") as ws:
             await ws.send("ok")
             assert await ws.recv() == "ok"

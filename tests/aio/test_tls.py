@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +157,194 @@ async def test_ipv6_tls(pki: Pki) -> None:
         async with wsdoctor.connect(f"wss://[::1]:{server.port_number}/", ssl=pki.client_context()) as ws:
             await ws.send("v6 tls")
             assert await ws.recv() == "v6 tls"
+
+
+# ------------------------------------------------------- client certificates
+
+TLS_VERSIONS = [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2]
+
+
+def only(context: ssl.SSLContext, version: ssl.TLSVersion) -> ssl.SSLContext:
+    context.minimum_version = context.maximum_version = version
+    return context
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+async def test_server_requires_a_client_certificate(
+    pki: Pki, version: ssl.TLSVersion, server_log: pytest.LogCaptureFixture
+) -> None:
+    server_ctx = only(pki.requiring_client_cert([HOST]), version)
+    ending = await dial_failure(server_ctx, pki.client_context())
+    assert (ending.code, ending.cause, ending.role) == (1015, "tls.client_cert_required", "client")
+    assert "asks for a client certificate" in ending.detail
+    assert "--cert" in ending.fix and "client_cert=" in ending.fix
+    assert "requires a client certificate" in str(ending)
+    # The dial itself, then the client's explaining probes (each one refused the same way,
+    # or, for a plain-HTTP probe, logged as a client that did not speak TLS).
+    served = [r.ending for r in server_log.records if hasattr(r, "ending")]
+    assert served[0].cause == "tls.client_cert_required" and served[0].role == "server", served
+    assert {e.cause for e in served} <= {"tls.client_cert_required", "tls.not_tls"}, served
+    # The server's log speaks to whoever runs the server, not to the client's user.
+    assert "--cert" not in served[0].fix and "CERT_OPTIONAL" in served[0].fix
+    assert served[0].cause_text().summary.startswith("the client presented no certificate")
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+async def test_client_certificate_is_presented(pki: Pki, version: ssl.TLSVersion) -> None:
+    cert, key = pki.client_cert()
+    server_ctx = only(pki.requiring_client_cert([HOST]), version)
+    seen: list[object] = []
+
+    async def who(ws: WebSocketConnection) -> None:
+        assert ws.transport is not None
+        seen.append(ws.transport.get_extra_info("peercert"))
+        await echo(ws)
+
+    async with asyncio.timeout(15), wsdoctor.serve(who, HOST, 0, ssl=server_ctx) as server:
+        url = f"wss://{HOST}:{server.port_number}/"
+        # The convenient way: a default context with the certificate, trusting the system's CAs...
+        with pytest.raises(wsdoctor.TLSHandshakeError) as info:
+            await wsdoctor.connect(url, client_cert=cert, client_key=key, open_timeout=5)
+        assert info.value.ending.cause == "tls.untrusted"  # the demo root is not a system CA
+        # ... and the context way, for a private CA.
+        context = pki.client_context()
+        context.load_cert_chain(cert, key)
+        async with wsdoctor.connect(url, ssl=context) as ws:
+            await ws.send("mutual")
+            assert await ws.recv() == "mutual"
+    assert seen and "client.wsdoctor.test" in str(seen[0])
+
+
+async def test_client_certificate_arguments_are_checked(pki: Pki, tmp_path: Path) -> None:
+    cert, key = pki.client_cert()
+    with pytest.raises(ValueError, match="wss://"):
+        wsdoctor.connect(f"ws://{HOST}:1/", client_cert=cert, client_key=key)
+    with pytest.raises(ValueError, match="load_cert_chain"):
+        wsdoctor.connect(f"wss://{HOST}:1/", ssl=pki.client_context(), client_cert=cert)
+    with pytest.raises(ValueError, match="client_cert="):
+        wsdoctor.connect(f"wss://{HOST}:1/", client_key=key)
+    with pytest.raises(ValueError, match="cannot load the client certificate"):
+        wsdoctor.connect(f"wss://{HOST}:1/", client_cert=tmp_path / "missing.pem")
+    with pytest.raises(ValueError, match="cannot load the client certificate"):
+        wsdoctor.connect(f"wss://{HOST}:1/", client_cert=key, client_key=cert)
+
+
+class AlertingServer:
+    """A blocking TLS server on a thread: OpenSSL writes its alerts to the socket before closing.
+
+    The asyncio server drops a connection whose handshake failed without sending
+    the alert. Servers such as nginx send it and then close lingeringly (they read
+    what the client already sent, so that the close is a FIN, not a reset that
+    would destroy the alert in flight); this server does the same.
+    """
+
+    def __init__(self, context: ssl.SSLContext, connections: int = 4) -> None:
+        self.context = context
+        self.connections = connections
+        self.errors: list[str] = []
+        self.sock = socket.create_server((HOST, 0))
+        self.sock.settimeout(10)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        for _ in range(self.connections):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(10)
+            raw = conn.dup()  # wrap_socket takes conn's descriptor; this one outlives a failed handshake
+            try:
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(4096)
+            except (OSError, ssl.SSLError) as exc:
+                self.errors.append(str(exc))
+                self._linger(raw)
+            finally:
+                conn.close()
+                raw.close()
+
+    @staticmethod
+    def _linger(conn: socket.socket) -> None:
+        conn.settimeout(0.5)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(4096):
+                pass
+
+    def __enter__(self) -> AlertingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        self.thread.join(15)
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+async def test_client_certificate_alert_from_a_server_that_sends_it(pki: Pki, version: ssl.TLSVersion) -> None:
+    with AlertingServer(only(pki.requiring_client_cert([HOST]), version)) as server:
+        async with asyncio.timeout(15):
+            with pytest.raises(wsdoctor.TLSHandshakeError) as info:
+                await wsdoctor.connect(f"wss://{HOST}:{server.port}/", ssl=pki.client_context(), open_timeout=5)
+    ending = info.value.ending
+    assert (ending.code, ending.cause) == (1015, "tls.client_cert_required")
+    if version == ssl.TLSVersion.TLSv1_3:
+        # The certificate_required alert itself, read with the first bytes after the handshake.
+        assert "CERTIFICATE_REQUIRED" in ending.detail.upper()
+    else:
+        # handshake_failure after a CertificateRequest.
+        assert "HANDSHAKE_FAILURE" in ending.detail.upper() and "CertificateRequest" in ending.detail
+    assert any("CERTIFICATE" in e.upper() for e in server.errors), server.errors
+
+
+# ------------------------------------------------------ purpose and the chain
+
+
+async def test_leaf_without_server_auth(pki: Pki) -> None:
+    ending = await dial_failure(pki.wrong_purpose([HOST]), pki.client_context())
+    assert (ending.code, ending.cause) == (1015, "tls.wrong_purpose")
+    assert "clientAuth, not serverAuth" in ending.detail and HOST in ending.detail
+    assert "serverAuth" in ending.fix
+    assert "serverAuth" in ending.cause_text("es").fix
+
+
+async def test_private_ca_missing_intermediate_says_both(pki: Pki) -> None:
+    """No AIA URL: an unsent intermediate and an untrusted root look the same to the client."""
+    ending = await dial_failure(pki.unsent_intermediate([HOST]), pki.client_context())
+    issuer = "'wsdoctor demo intermediate CA'"
+    # The issuer's name says "intermediate": the missing intermediate comes first.
+    assert ending.cause == "tls.incomplete_chain"
+    assert "likelier a missing intermediate: its name says 'intermediate'" in ending.detail
+    assert f"if {issuer} is an intermediate, the server must send it (full chain)" in ending.detail
+    assert ending.detail.index("is an intermediate") < ending.detail.index("is a root, trust it on the client")
+    fix = ending.fix
+    assert fix.startswith("If wsdoctor demo intermediate CA is an intermediate CA, the server must send it")
+    assert "trust it on the client" in fix
+    es = ending.cause_text("es").fix
+    assert es.startswith("Si wsdoctor demo intermediate CA es una CA intermedia") and "raíz" in es
+
+
+async def test_private_root_unknown_says_both_root_first(pki: Pki) -> None:
+    ending = await dial_failure(pki.untrusted([HOST]), pki.client_context())
+    assert ending.cause == "tls.untrusted"
+    assert "likelier an untrusted root" in ending.detail
+    assert ending.detail.index("is a root, trust it on the client") < ending.detail.index("is an intermediate")
+    assert ending.fix.startswith("If untrusted rogue CA is a root CA, trust it on the client")
+    assert "full chain" in ending.fix
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+async def test_client_certificate_the_server_does_not_trust(pki: Pki, version: ssl.TLSVersion) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from wsdoctor.diagnose.certs import issue
+
+    rogue = issue(pki.rogue, ["client.rogue.test"], purposes=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    cert, key = rogue.write(pki.directory, "rogue-client")
+    client_ctx = pki.client_context()
+    client_ctx.load_cert_chain(cert, key)
+    ending = await dial_failure(only(pki.requiring_client_cert([HOST]), version), client_ctx)
+    assert (ending.code, ending.cause) == (1015, "tls.client_cert_required")
+    assert "or one the server does not accept" in ending.detail

@@ -282,7 +282,7 @@ def test_demo_passes_and_reports_every_scenario() -> None:
         "untrusted-ca": (1015, "tls.untrusted"),
         "hostname-mismatch": (1015, "tls.hostname"),
         "incomplete-chain": (1015, "tls.incomplete_chain"),
-        "forbidden": (1006, "handshake.status"),
+        "forbidden": (1006, "http.forbidden"),
         "no-pong": (1011, "keepalive.timeout"),
         "internal-error": (1011, "closed.by_peer"),
     }

@@ -162,3 +162,114 @@ def test_texts_mention_the_fix_essentials() -> None:
     assert "Sec-WebSocket-Extensions" in fix1010 and "permessage-deflate" in fix1010
     assert "max_size" in explain(1009).fix
     assert re.search(r"proxy|proxies", explain(1006).when)
+
+
+# ------------------------------------------------------- who is reading
+
+
+def test_variants_are_well_formed() -> None:
+    """Every variant names a field that exists and a tag that something can select."""
+    from wsdoctor.knowledge import VARIANT_TAGS
+
+    tags = {*VARIANT_TAGS, "ambiguous"}
+    for lang in LANGS:
+        texts = data(f"{lang}.json")
+        groups = [
+            (texts["entries"], ("meaning", "when", "fix")),  # type: ignore[index]
+            (texts["causes"], ("summary", "fix")),  # type: ignore[index]
+        ]
+        for group, fields in groups:
+            for key, entry in group.items():
+                for name in entry:
+                    if name in (*fields, "name", "causes"):
+                        continue
+                    field, _, tag = name.partition("_")
+                    assert field in fields and field in entry and tag in tags, (lang, key, name)
+
+
+def test_variants_are_picked_most_specific_first() -> None:
+    assert explain(1011).meaning.startswith("An endpoint hit an unexpected condition")
+    assert explain(1011, role="client", initiator="local").meaning.startswith("This side ended")
+    assert explain(1011, role="server", initiator="local").meaning.startswith("This side ended")
+    assert explain(1011, role="client", initiator="remote").meaning.startswith("The server hit")
+    assert explain(1011, role="server", initiator="remote").meaning.startswith("The client hit")
+    assert explain(1011, initiator="remote").meaning == explain(1011).meaning  # no role: neutral
+    assert explain(1011, role="client", initiator="none").fix == explain(1011).fix
+    # A cause: the role's text, else the plain one; an ending's own variant first.
+    assert explain_cause("tcp.closed", role="server").fix.startswith("The client went away")
+    assert explain_cause("tcp.closed", role="client").fix.startswith("Check the server's logs")
+    assert explain_cause("tcp.refused", role="client") == explain_cause("tcp.refused")
+    ambiguous = explain_cause("tls.untrusted", role="client", variant="ambiguous", issuer="X")
+    assert ambiguous.fix.startswith("If X is a root CA") and "If X" in ambiguous.fix
+    assert explain_cause("tls.untrusted", variant="no-such-variant") == explain_cause("tls.untrusted")
+
+
+def test_1011_may_come_from_either_side() -> None:
+    """RFC 6455 errata 3227 and the IANA registry: either endpoint may send 1011."""
+    for lang in LANGS:
+        exp = explain(1011, lang)
+        assert exp.sender == "either"
+        assert "server" not in exp.meaning.split(".")[0].lower() and "servidor" not in exp.meaning.split(".")[0]
+    assert "3227" in explain(1011).meaning and "3227" in explain(1011, "es").meaning
+
+
+def test_new_tls_causes_follow_their_anchor() -> None:
+    for lang in LANGS:
+        ids = list(data(f"{lang}.json")["causes"])  # type: ignore[call-overload]
+        at = ids.index("tls.other")
+        assert ids[at + 1 : at + 3] == ["tls.client_cert_required", "tls.wrong_purpose"]
+
+
+def test_every_cause_says_whether_it_is_retried() -> None:
+    rules = data("codes.json")["causes"]
+    assert isinstance(rules, dict)
+    for cause in cause_ids():
+        assert cause in rules, cause
+        assert rules[cause]["retry"] in (True, False, "code", "status"), cause
+    entries = data("codes.json")["entries"]
+    assert isinstance(entries, dict)
+    assert all(isinstance(entry["retry"], bool) for entry in entries.values())
+
+
+@pytest.mark.parametrize(
+    ("cause", "code", "status", "transient"),
+    [
+        ("tcp.refused", None, None, True),
+        ("tcp.reset", None, None, True),
+        ("dns.temporary", None, None, True),
+        ("dns.not_found", None, None, False),
+        ("tls.untrusted", None, None, False),
+        ("tls.expired", None, None, False),
+        ("tls.hostname", None, None, False),
+        ("proxy.auth", None, None, False),
+        ("proxy.unreachable", None, None, True),
+        ("redirect.downgrade", None, None, False),
+        ("handshake.status", None, 503, True),
+        ("handshake.status", None, 429, True),
+        ("handshake.status", None, 401, False),
+        ("handshake.status", None, 403, False),
+        ("handshake.status", None, 404, False),
+        ("http.too_many_requests", None, 429, True),
+        ("http.bad_gateway", None, 502, True),
+        ("http.server_error", None, 500, True),
+        ("http.unauthorized", None, 401, False),
+        ("http.forbidden", None, 403, False),
+        ("http.not_found", None, 404, False),
+        *[("closed.by_peer", code, None, True) for code in (1001, 1011, 1012, 1013, 1014)],
+        *[("closed.by_peer", code, None, False) for code in (1000, 1002, 1003, 1007, 1008, 1010, 4000)],
+        ("tcp.closed", 1006, None, True),
+        ("protocol.masked_frame", 1002, None, False),
+        ("no.such_cause", None, None, False),
+    ],
+)
+def test_transient_or_permanent(cause: str, code: int | None, status: int | None, transient: bool) -> None:
+    from wsdoctor.knowledge import is_transient
+
+    assert is_transient(cause, code, status) is transient
+
+
+def test_cause_text_and_explanation_carry_the_retry_flag() -> None:
+    assert explain_cause("tcp.refused").retry is True
+    assert explain_cause("tls.expired", "es").retry is False
+    assert explain_cause("closed.by_peer").retry == "code"
+    assert explain(1012).retry and not explain(1008).retry

@@ -100,7 +100,7 @@ def test_client_negotiated_values() -> None:
 @pytest.mark.parametrize(
     ("response", "cause"),
     [
-        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope", "handshake.status"),
+        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope", "http.forbidden"),
         (RESPONSE.replace(b"Upgrade: websocket", b"Upgrade: h2c") + b"\r\n", "handshake.no_upgrade"),
         (RESPONSE.replace(b"Connection: Upgrade", b"Connection: keep-alive") + b"\r\n", "handshake.no_upgrade"),
         (RESPONSE.replace(ACCEPT.encode(), b"wrong") + b"\r\n", "handshake.bad_accept"),
@@ -121,6 +121,7 @@ def test_client_status_detail_and_body() -> None:
         hs.validate(complete(hs, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope"))
     assert info.value.status == 403 and info.value.body == b"nope"
     assert info.value.ending.detail == "HTTP 403 Forbidden"
+    assert str(info.value).startswith("server rejected WebSocket connection: HTTP 403 Forbidden")
 
 
 def test_client_body_until_eof() -> None:

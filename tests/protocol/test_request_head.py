@@ -121,7 +121,8 @@ def test_odd_but_valid_requests_go_to_h11(data: bytes) -> None:
 @pytest.mark.parametrize(
     ("data", "status", "cause"),
     [
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "handshake.malformed"),  # a TLS hello
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "tls.plain_port"),  # a TLS hello
+        (b"\x05\x01\x00\r\n\r\n", 400, "handshake.malformed"),  # a SOCKS5 greeting
         (BASE.replace(b"Host: server.example.com\r\n", b"") + b"\r\n", 400, "handshake.malformed"),
         (BASE + b"Host: again.example.com\r\n\r\n", 400, "handshake.malformed"),
         (BASE + b"Bad Name: x\r\n\r\n", 400, "handshake.malformed"),

@@ -9,13 +9,34 @@ server actually sends.
 
 Telling an incomplete chain from an untrusted CA
 ------------------------------------------------
-Both fail with "unable to get local issuer certificate" (verify code 20). The chain
-is called incomplete when the last certificate the server sent is not self-issued
-(so the server stopped before a root) and the leaf carries an Authority Information
+Both fail with "unable to get local issuer certificate" (verify code 20): the client
+does not know X, the issuer of the last certificate the server sent. The chain is
+called incomplete, without doubt, when that last certificate is not self-issued (so
+the server stopped before a root) and the leaf carries an Authority Information
 Access "CA Issuers" URL, which every public CA puts in the certificates it issues
-and which is how browsers quietly fetch a missing intermediate. Without that hint
-the issuer is reported as untrusted, with its name, which is the actionable fact in
-both cases.
+and which is how browsers quietly fetch a missing intermediate.
+
+Without that URL (a private CA) the two cannot be told apart from the client: X may
+be an intermediate the server should have sent, or a private root the client should
+trust. The ending then says both (``details["variant"] = "ambiguous"``), the likelier
+first, with the reason, and its cause id is the likelier one:
+
+- an intermediate (``tls.incomplete_chain``) when X's name says so: it contains
+  "Intermediate", "Issuing", "Sub"/"Subordinate" or "ICA" as a word;
+- otherwise a root (``tls.untrusted``): X's name says "Root", or the server already
+  sends a CA certificate (a server that sends its intermediates seldom forgets
+  one), or nothing says otherwise (small private CAs usually sign leaves with the
+  root itself).
+
+A server that requires a client certificate
+-------------------------------------------
+With TLS 1.2 the server ends the handshake with a ``handshake_failure`` alert after
+its CertificateRequest; with TLS 1.3 the client's handshake has already finished
+when the server checks the certificate, so its ``certificate_required`` alert comes
+with the first read (the HTTP response). Servers built on asyncio often drop the
+connection without sending the alert at all. The CertificateRequest itself is the
+reliable sign: when a dial ends that way, the explaining dial watches the handshake
+messages and reports ``tls.client_cert_required`` when the server asked for one.
 """
 
 from __future__ import annotations
@@ -23,6 +44,7 @@ from __future__ import annotations
 import _ssl
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +52,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from wsdoctor.aio._scheme import answers_http
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import TLSHandshakeError
 
@@ -39,6 +62,7 @@ __all__ = [
     "CertInfo",
     "TLSInfo",
     "classify_client_tls_error",
+    "classify_closed_after_handshake",
     "classify_server_tls_error",
     "describe_certificate",
     "start_client_tls",
@@ -58,6 +82,9 @@ class CertInfo:
     self_signed: bool
     is_ca: bool
     has_aia_issuer: bool
+    # The Extended Key Usage purposes, by name; empty when the extension is absent
+    # (then the certificate is good for any purpose).
+    purposes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,17 @@ def _cn(name: x509.Name) -> str:
         value = attrs[0].value
         return value if isinstance(value, str) else value.decode()
     return name.rfc4514_string()
+
+
+_PURPOSES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+}
 
 
 def describe_certificate(der: bytes) -> CertInfo:
@@ -96,6 +134,11 @@ def describe_certificate(der: bytes) -> CertInfo:
         has_aia = any(d.access_method == AuthorityInformationAccessOID.CA_ISSUERS for d in aia)
     except x509.ExtensionNotFound:
         has_aia = False
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        purposes = tuple(_PURPOSES.get(oid, oid.dotted_string) for oid in eku)
+    except x509.ExtensionNotFound:
+        purposes = ()
     return CertInfo(
         subject=_cn(cert.subject),
         issuer=_cn(cert.issuer),
@@ -105,6 +148,7 @@ def describe_certificate(der: bytes) -> CertInfo:
         self_signed=cert.subject == cert.issuer,
         is_ca=is_ca,
         has_aia_issuer=has_aia,
+        purposes=purposes,
     )
 
 
@@ -200,6 +244,8 @@ def classify_client_tls_error(
             return _tls("tls.not_yet_valid", f"the certificate for {names} is valid only{when}")
         if code == 62 or "hostname mismatch" in message.lower() or "ip address mismatch" in message.lower():
             return _tls("tls.hostname", f"dialed {server_hostname!r}, the certificate is for: {names}")
+        if code == 26 or "unsupported certificate purpose" in message.lower():
+            return _wrong_purpose(leaf, names)
         if code == 18:
             return _tls(
                 "tls.self_signed",
@@ -207,13 +253,12 @@ def classify_client_tls_error(
             )
         if code in (20, 21) and chain:
             last = chain[-1]
+            count = len(chain)
+            sent = f"the server sent {count} certificate{'s' if count != 1 else ''}"
             if not last.self_signed and chain[0].has_aia_issuer:
-                count = len(chain)
-                return _tls(
-                    "tls.incomplete_chain",
-                    f"the server sent {count} certificate{'s' if count != 1 else ''}; "
-                    f"the issuer {last.issuer!r} was not included",
-                )
+                return _tls("tls.incomplete_chain", f"{sent}; the issuer {last.issuer!r} was not included")
+            if not last.self_signed:
+                return _unknown_issuer(chain, sent)
             return _tls("tls.untrusted", f"the issuer {last.issuer!r} is not trusted by this client")
         if code in (19, 2, 20, 21, 27):
             issuer = chain[-1].issuer if chain else "unknown"
@@ -221,6 +266,11 @@ def classify_client_tls_error(
         return _tls("tls.other", f"certificate verification failed: {message}")
     reason = _reason(exc)
     upper = reason.upper()
+    if "CERTIFICATE_REQUIRED" in upper:
+        return _tls(
+            "tls.client_cert_required",
+            f"the server requires a client certificate and this client sent none ({reason})",
+        )
     if _marked(upper, _NOT_TLS_MARKS):
         return _tls("tls.not_tls", f"the server did not answer with TLS ({reason})")
     if _marked(upper, _VERSION_MARKS):
@@ -228,6 +278,57 @@ def classify_client_tls_error(
     if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in upper:
         return _tls("tls.other", f"the server closed the connection during the TLS handshake ({reason})")
     return _tls("tls.other", reason)
+
+
+# An issuer name that says "I am an intermediate" (see the module's docstring).
+_INTERMEDIATE_NAME = re.compile(r"\b(intermediate|issuing|sub|subordinate|ica)\b", re.IGNORECASE)
+_ROOT_NAME = re.compile(r"\broot\b", re.IGNORECASE)
+
+
+def _unknown_issuer(chain: Sequence[CertInfo], sent: str) -> Ending:
+    """The chain stops at an issuer this client does not know, and nothing says which kind it is."""
+    issuer = chain[-1].issuer
+    word = _INTERMEDIATE_NAME.search(issuer)
+    if word and not _ROOT_NAME.search(issuer):
+        cause, why = "tls.incomplete_chain", f"likelier a missing intermediate: its name says {word.group(0)!r}"
+    elif _ROOT_NAME.search(issuer):
+        cause, why = "tls.untrusted", "likelier an untrusted root: its name says 'Root'"
+    elif chain[-1].is_ca:
+        cause, why = "tls.untrusted", "likelier an untrusted root: the server already sends its intermediate"
+    else:
+        cause, why = "tls.untrusted", "likelier an untrusted root: private CAs often sign server certificates directly"
+    both = (
+        f"if {issuer!r} is an intermediate, the server must send it (full chain); "
+        f"if it is a root, trust it on the client"
+    )
+    if cause == "tls.untrusted":
+        both = (
+            f"if {issuer!r} is a root, trust it on the client; "
+            f"if it is an intermediate, the server must send it (full chain)"
+        )
+    detail = f"{sent}, issued by {issuer!r}, which this client does not know ({why}); {both}"
+    return _tls(cause, detail, variant="ambiguous", issuer=issuer)
+
+
+def _wrong_purpose(leaf: CertInfo | None, names: str) -> Ending:
+    if leaf is not None and leaf.purposes:
+        listed = ", ".join(leaf.purposes)
+        return _tls(
+            "tls.wrong_purpose",
+            f"the certificate for {names} is not meant for a TLS server: its Extended Key Usage lists "
+            f"{listed}, not serverAuth",
+        )
+    return _tls("tls.wrong_purpose", f"the certificate for {names} is not meant for a TLS server (no serverAuth)")
+
+
+def _client_cert_required(reason: str, *, after_handshake: bool) -> Ending:
+    how = f" ({reason})" if reason else ""
+    during = "after the handshake" if after_handshake else "during the handshake"
+    return _tls(
+        "tls.client_cert_required",
+        f"the server asks for a client certificate (CertificateRequest) and ended the connection {during}"
+        f"{how}: this client sent none, or one the server does not accept",
+    )
 
 
 def classify_server_tls_error(exc: BaseException) -> Ending:
@@ -241,6 +342,11 @@ def classify_server_tls_error(exc: BaseException) -> Ending:
         )
     reason = _reason(exc)
     upper = reason.upper()
+    if "PEER_DID_NOT_RETURN_A_CERTIFICATE" in upper or "CERTIFICATE_REQUIRED" in upper:
+        return _tls("tls.client_cert_required", f"the client presented no certificate ({reason})")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        message = exc.verify_message or reason
+        return _tls("tls.client_cert_required", f"the client's certificate was refused: {message}")
     if "ALERT" in upper and any(
         k in upper
         for k in (
@@ -268,18 +374,41 @@ def classify_server_tls_error(exc: BaseException) -> Ending:
     return _tls("tls.other", reason, "remote")
 
 
-async def _peek(host: str, port: int, server_hostname: str, timeout: float) -> TLSInfo | None:
-    """Handshake once more without verifying, only to read what the server offers."""
+@dataclass(frozen=True)
+class _Peek:
+    """What an unverified handshake showed: the chain, and whether the server asked for our certificate."""
+
+    info: TLSInfo | None
+    cert_requested: bool
+
+
+# TLS content type and handshake message type of a CertificateRequest (RFC 8446 4.3.2, RFC 5246 7.4.4).
+_HANDSHAKE = 22
+_CERTIFICATE_REQUEST = 13
+
+
+async def _peek(host: str, port: int, server_hostname: str, timeout: float) -> _Peek:
+    """Handshake once more without verifying, only to read what the server offers and asks."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    requested: list[bool] = []
+
+    def watch(conn: object, direction: str, version: object, content_type: int, msg_type: int, data: bytes) -> None:
+        if direction == "read" and content_type == _HANDSHAKE and msg_type == _CERTIFICATE_REQUEST:
+            requested.append(True)
+
+    # The message callback is CPython's debugging hook (a private attribute, stable since 3.8):
+    # the only way to see a CertificateRequest, which TLS 1.3 sends encrypted.
+    with contextlib.suppress(AttributeError, TypeError):
+        context._msg_callback = watch  # type: ignore[attr-defined]
     writer = None
     try:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=server_hostname)
-            return tls_info(writer.get_extra_info("ssl_object"))
+            return _Peek(tls_info(writer.get_extra_info("ssl_object")), bool(requested))
     except (OSError, TimeoutError, ssl.SSLError, ValueError):
-        return None
+        return _Peek(None, bool(requested))
     finally:
         if writer is not None:
             # Close politely: an abort right after the handshake looks, to the server,
@@ -331,6 +460,7 @@ async def start_client_tls(
     port: int,
     timeout: float,
     host: str | None = None,
+    probe: bool = True,
 ) -> asyncio.Transport:
     """Upgrade an open TCP connection to TLS; raise TLSHandshakeError (1015) with its cause.
 
@@ -339,13 +469,27 @@ async def start_client_tls(
     """
     loop = asyncio.get_running_loop()
     peer = transport.get_extra_info("peername")
-    address = host or (peer[0] if peer else None)
+    # Through a proxy the server cannot be dialled directly: no second look then (probe=False).
+    address = (host or (peer[0] if peer else None)) if probe else None
     try:
         async with asyncio.timeout(timeout):
             new = await loop.start_tls(transport, protocol, ssl_context, server_hostname=server_hostname)
     except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
         transport.abort()
         ending = classify_client_tls_error(exc, server_hostname=server_hostname, chain=None)
+        spoke_tls = "ALERT" in _reason(exc).upper()  # a TLS alert came back: the port speaks TLS
+        if (
+            address is not None
+            and ending.cause == "tls.other"
+            and not spoke_tls
+            and not isinstance(exc, ssl.SSLCertVerificationError)
+        ):
+            # A plain server hangs up on a ClientHello; ask it in plain HTTP whether that is what it is.
+            status_line = await answers_http(address, port, server_hostname, min(max(timeout, 0.2), 2.0))
+            if status_line is not None:
+                raise TLSHandshakeError(
+                    _tls("tls.not_tls", f"the port answers plain HTTP ({status_line}), not TLS")
+                ) from exc
         if address is not None and ending.cause in (
             "tls.other",
             "tls.expired",
@@ -353,10 +497,50 @@ async def start_client_tls(
             "tls.untrusted",
             "tls.self_signed",
             "tls.hostname",
+            "tls.wrong_purpose",
         ):
-            seen = await _peek(address, port, server_hostname, max(timeout, 1.0))
-            if seen is not None:
-                ending = _with_peek(exc, ending, seen, ssl_context, server_hostname)
+            peek = await _peek(address, port, server_hostname, max(timeout, 1.0))
+            if peek.info is not None:
+                ending = _with_peek(exc, ending, peek.info, ssl_context, server_hostname)
+            elif peek.cert_requested and ending.cause == "tls.other":
+                # The server asked for a certificate and refused the handshake without one.
+                ending = _client_cert_required(_reason(exc), after_handshake=False)
         raise TLSHandshakeError(ending) from exc
     assert new is not None
     return new
+
+
+async def classify_closed_after_handshake(
+    exc: BaseException | None,
+    *,
+    host: str,
+    port: int,
+    server_hostname: str,
+    timeout: float,
+) -> Ending | None:
+    """Explain a TLS connection the server ended before answering the upgrade request.
+
+    ``exc`` is what ended the connection (``None`` for a plain EOF). A TLS 1.3 server
+    that requires a client certificate checks it only after the client's handshake
+    has finished, so its refusal (a ``certificate_required`` alert, or just a closed
+    connection) shows here rather than in the TLS step. Returns the 1015 ending when
+    that is what happened, ``None`` when the close has nothing to do with TLS.
+
+    Without an alert the sign is a CertificateRequest seen by a second, unverified
+    handshake; a server that asks for an *optional* certificate and then hangs up
+    for another reason would be misread, which is why the detail says what was seen.
+    """
+    reason = _reason(exc) if exc is not None else ""
+    if "CERTIFICATE_REQUIRED" in reason.upper():
+        return _tls(
+            "tls.client_cert_required",
+            f"the server requires a client certificate and this client sent none ({reason})",
+        )
+    upper = reason.upper()
+    refused = ("BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_EXPIRED", "CERTIFICATE_UNKNOWN")
+    if isinstance(exc, ssl.SSLError) and "ALERT" in upper and any(k in upper for k in refused):
+        return _tls("tls.client_cert_required", f"the server refused this client's certificate ({reason})")
+    peek = await _peek(host, port, server_hostname, max(timeout, 1.0))
+    if peek.cert_requested:
+        return _client_cert_required(reason, after_handshake=peek.info is not None)
+    return None

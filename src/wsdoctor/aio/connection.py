@@ -109,6 +109,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "_early",
         "_eof_cause",
         "_eof_detail",
+        "_fragmenting",
         "_handshake_receiver",
         "_keepalive",
         "_listener",
@@ -126,6 +127,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "extensions",
         "is_client",
         "logger",
+        "lost_error",
         "max_queue",
         "offered_extensions",
         "path",
@@ -180,6 +182,10 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
         self._eof_detail = ""
+        # What the transport reported when it was lost (a TLS alert, a reset), for
+        # diagnoses that need more than the ending's cause.
+        self.lost_error: BaseException | None = None
+        self._fragmenting = False  # send_fragments() is between its first and last frame
         # Bytes that arrive before the core is attached (handshake phase) go to this hook,
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
@@ -269,6 +275,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         return None  # close the transport: a WebSocket never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_error = exc
         cause = self._eof_cause
         detail = self._eof_detail
         if cause is None and exc is not None:
@@ -278,6 +285,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             ending = self.core.receive_eof(cause, detail)
         else:
             ending = Ending(code=1006, cause=cause or "tcp.closed", initiator="remote", detail=detail)
+        ending = ending.with_role("client" if self.is_client else "server")
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self._keepalive is not None:
@@ -465,6 +473,15 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         text = isinstance(fragments[0], str)
         opcode = 1 if text else 2
         last = len(fragments) - 1
+        self._fragmenting = True
+        try:
+            await self._send_fragments(core, fragments, text, opcode, last)
+        finally:
+            self._fragmenting = False
+
+    async def _send_fragments(
+        self, core: Connection, fragments: Sequence[str] | Sequence[bytes], text: bool, opcode: int, last: int
+    ) -> None:
         for i, fragment in enumerate(fragments):
             payload = fragment.encode() if isinstance(fragment, str) else bytes(cast(bytes, fragment))
             if isinstance(fragment, str) is not text:
@@ -474,6 +491,43 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             self._write(core.send_frame(opcode if i == 0 else 0, payload, fin=i == last))
             if self._paused_writing:
                 await self._drain()
+
+    def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
+        """Write a data frame built once for many connections, without waiting.
+
+        ``frame`` is a complete unmasked frame (what a server sends). A client's
+        connection, which must mask every frame, and a connection whose compressor keeps
+        its context between messages build their own from ``message`` instead (pass
+        ``frame=None``). Returns False, writing nothing, when the connection is not open,
+        is in the middle of a fragmented message, or its write buffer is above
+        ``write_limit``: a slow reader misses the message rather than holding up the
+        others. This is what :func:`wsdoctor.broadcast` calls.
+        """
+        core = self.core
+        transport = self.transport
+        if (
+            core is None
+            or transport is None
+            or core.close_sent is not None
+            or self._paused_writing
+            or self._fragmenting
+            or self._closed.done()
+            or transport.is_closing()
+        ):
+            return False
+        if frame is None or self.is_client:
+            if message is None:
+                raise ValueError("this connection builds its own frame: pass the message")
+            frame = core.send_text(message) if isinstance(message, str) else core.send_binary(message)
+        transport.write(frame)
+        return True
+
+    def add_close_callback(self, callback: Callable[[WebSocketConnection], object]) -> None:
+        """Call ``callback(self)`` once the connection has ended (at once if it already has).
+
+        Rooms use it to forget their members without a task per connection.
+        """
+        self._closed.add_done_callback(lambda _: callback(self))
 
     async def ping(self, data: bytes | None = None) -> float:
         """Send a Ping and wait for its Pong; returns the round-trip time in seconds."""
@@ -586,6 +640,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             if core is not None and core.close_received is None:
                 self._eof_cause = "close.timeout"
                 self._eof_detail = f"no Close frame from the peer within {self.close_timeout:g} s"
+            # abort(), not close(): close() waits for the write buffer to drain, which
+            # never happens when the peer stopped reading.
             self.transport.abort()
 
     def _close_transport_soon(self) -> None:
@@ -598,6 +654,30 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             self._arm_close_timer()
             return
         transport.close()
+        # close() only flushes what is buffered; a peer that stopped reading would keep
+        # the connection, and its buffers, forever. The close timer aborts it.
+        self._arm_close_timer()
+
+    def _unsent_bytes(self) -> int:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return 0
+        try:
+            return int(transport.get_write_buffer_size())
+        except (AttributeError, RuntimeError):  # pragma: no cover - a transport without the API
+            return 0
+
+    def _abort_stalled(self, detail: str) -> None:
+        """End a connection whose peer stopped reading: nothing more can reach it, not even a Close frame."""
+        core = self.core
+        if core is None or self._closed.done():
+            return
+        unsent = self._unsent_bytes()
+        core.fail(1011, "write.stalled", f"{detail}; {unsent} bytes were still waiting to be sent")
+        core.data_to_send()  # the Close frame could not get through either: drop it
+        self.logger.debug("write stalled: %s; aborting", detail)
+        assert self.transport is not None
+        self.transport.abort()
 
     async def _keepalive_loop(self) -> None:
         assert self.ping_interval is not None
@@ -613,6 +693,12 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                         await asyncio.wait_for(self.ping(), self.ping_timeout)
                 except TimeoutError:
                     self.logger.debug("keepalive: no pong within %s s", self.ping_timeout)
+                    if self._paused_writing or self._unsent_bytes() > 0:
+                        # Our own writes are stuck above the high-water mark: the peer stopped
+                        # reading, and a Close frame queued behind them would never arrive.
+                        self._abort_stalled(f"no Pong within {self.ping_timeout:g} s of a keepalive Ping")
+                        await asyncio.shield(self._closed)
+                        return
                     await self.fail(
                         1011,
                         "keepalive.timeout",

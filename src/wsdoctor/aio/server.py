@@ -11,6 +11,7 @@ the ending itself in the record (``record.ending``) for handlers that render it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import http
 import inspect
 import logging
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import classify_server_tls_error
+from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
@@ -29,10 +31,30 @@ from wsdoctor.protocol._errors import ConnectionClosed
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
 from wsdoctor.protocol._headers import ExtensionItem
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "raise_descriptor_limit", "serve"]
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None  # type: ignore[assignment]
+
+# Accept errors that mean the process or the system ran out of something (descriptors,
+# buffers): accepting again at once would fail the same way, so accepting pauses.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# How long accepting pauses after such an error; pending clients wait in the backlog.
+ACCEPT_PAUSE = 0.1
+# Accepts per wake-up of the listening socket: a burst is served without starving the
+# connections already open.
+_ACCEPT_BATCH = 64
+# Seconds without a failed accept() that end an episode (and its single log line).
+_EPISODE_GAP = 1.0
+_BACKLOG = 1024
 
 Handler = Callable[[WebSocketConnection], Awaitable[None]]
 Rejection = tuple[int, str | bytes] | tuple[int, Sequence[tuple[str, str]], str | bytes]
+# Seconds a client turned away by max_connections is asked to wait (HTTP 503 Retry-After).
+RETRY_AFTER = 5
+
 ProcessRequest = Callable[[WebSocketConnection, Request], Awaitable[Rejection | None] | Rejection | None]
 
 
@@ -46,6 +68,7 @@ class Server:
         port: int = 8765,
         *,
         ssl: ssl_module.SSLContext | None = None,
+        tls_min_version: ssl_module.TLSVersion = TLS_MIN_VERSION,
         compression: Literal["deflate"] | None = "deflate",
         deflate: DeflateConfig | None = None,
         subprotocols: Sequence[str] = (),
@@ -61,6 +84,7 @@ class Server:
         max_frame_size: int | None = None,
         max_queue: int | None = 16,
         write_limit: int = 1 << 16,
+        max_connections: int | None = None,
         logger: logging.Logger | None = None,
         sock: socket.socket | None = None,
     ) -> None:
@@ -68,8 +92,10 @@ class Server:
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
         self.handler = handler
         self.host = host
-        self.port = port
+        self._port = port
         self.ssl = ssl
+        if ssl is not None:
+            enforce_tls_minimum(ssl, tls_min_version)
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
         self.subprotocols = list(subprotocols)
         self.origins = None if origins is None else list(origins)
@@ -87,76 +113,143 @@ class Server:
             max_queue=max_queue,
             write_limit=write_limit,
         )
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1 (or None for no cap), not {max_connections}")
+        self.max_connections = max_connections
         self.logger = logger or logging.getLogger("wsdoctor.server")
         self.sock = sock
+        # Connections past the upgrade and not yet ended: what max_connections counts.
+        self.established: set[WebSocketConnection] = set()
         self.connections: set[WebSocketConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
         self._listeners: list[socket.socket] = []
-        self._accepting: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop  # set by start()
+        self._failed_accepts = 0  # in the current episode of failed accepts
+        self._episode_end: asyncio.TimerHandle | None = None
         self._closing = False
         self._closed = asyncio.Event()
 
     # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> Server:
-        loop = asyncio.get_running_loop()
-        if self.ssl is not None:
-            # With TLS the server accepts by itself and hands each socket to
-            # connect_accepted_socket, which reports a failed TLS handshake to us (so it
-            # can be logged with its cause) instead of swallowing it.
-            self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self.port)
-            for listener in self._listeners:
-                listener.setblocking(False)
-                self._accepting.append(loop.create_task(self._accept_loop(listener)))
-            return self
-        if self.sock is not None:
-            self._server = await loop.create_server(self._make_protocol, sock=self.sock)
-        else:
-            self._server = await loop.create_server(self._make_protocol, self.host, self.port, reuse_address=True)
+        # The server accepts by itself, with or without TLS, and hands each socket to
+        # connect_accepted_socket. Owning the accept loop is what lets it report a failed
+        # TLS handshake with its cause, and meet descriptor exhaustion with one log line
+        # and a short pause instead of a traceback per failed accept().
+        self._loop = asyncio.get_running_loop()
+        self._listeners = [self.sock] if self.sock is not None else await _listen(self.host, self._port)
+        for listener in self._listeners:
+            listener.setblocking(False)
+            listener.listen(_BACKLOG)
+            self._loop.add_reader(listener.fileno(), self._accept_ready, listener)
         return self
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closing:
+    def _accept_ready(self, listener: socket.socket) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            if self._closing:
+                return
             try:
-                conn, address = await loop.sock_accept(listener)
-            except OSError:
-                if self._closing:
-                    return
-                await asyncio.sleep(0.05)  # EMFILE and friends: back off, keep serving
-                continue
-            task = loop.create_task(self._accept_tls(conn, address))
+                conn, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up while waiting in the backlog
+            except OSError as exc:
+                self._accept_failed(listener, exc)
+                return
+            conn.setblocking(False)
+            task = self._loop.create_task(self._accept_one(conn, address))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _accept_tls(self, conn: socket.socket, address: Any) -> None:
-        loop = asyncio.get_running_loop()
+    def _accept_failed(self, listener: socket.socket, exc: OSError) -> None:
+        """Pause accepting after a failed accept(); say so once per episode, not once per failure.
+
+        An episode lasts until accept() has gone ``_EPISODE_GAP`` seconds without failing,
+        so a server hovering at its limit logs one line, not one per pause.
+        """
+        self._loop.remove_reader(listener.fileno())
+        self._failed_accepts += 1
+        if self._episode_end is not None:
+            self._episode_end.cancel()
+        self._episode_end = self._loop.call_later(_EPISODE_GAP, self._episode_over)
+        if self._failed_accepts == 1:
+            name = errno.errorcode.get(exc.errno or 0, "error")
+            if exc.errno in _EXHAUSTED:
+                limits = descriptor_limits()
+                limit = f"descriptor limit {limits[0]} (hard {limits[1]})" if limits else "descriptor limit unknown"
+                self.logger.warning(
+                    "cannot accept connections: %s (%s); %d connections open, %s; "
+                    "accepting pauses %g s at a time until descriptors are free",
+                    exc.strerror,
+                    name,
+                    len(self._tasks),
+                    limit,
+                    ACCEPT_PAUSE,
+                )
+            else:
+                self.logger.warning(
+                    "cannot accept connections: %s (%s); accepting pauses %g s", exc.strerror, name, ACCEPT_PAUSE
+                )
+        self._loop.call_later(ACCEPT_PAUSE, self._resume_accepting, listener)
+
+    def _episode_over(self) -> None:
+        self._episode_end = None
+        failed, self._failed_accepts = self._failed_accepts, 0
+        if not self._closing:
+            self.logger.info(
+                "accepting again: %d connections open; accept() failed %d times in that episode",
+                len(self._tasks),
+                failed,
+            )
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if not self._closing and listener.fileno() != -1:
+            self._loop.add_reader(listener.fileno(), self._accept_ready, listener)
+
+    async def _accept_one(self, conn: socket.socket, address: Any) -> None:
         ws = self._new_connection()
         ws.remote_address = address
         self.connections.add(ws)
         try:
-            assert self.ssl is not None
-            await loop.connect_accepted_socket(
-                lambda: ws, conn, ssl=self.ssl, ssl_handshake_timeout=self.limits.open_timeout
-            )
+            if self.ssl is None:
+                await self._loop.connect_accepted_socket(lambda: ws, conn)
+            else:
+                await self._loop.connect_accepted_socket(
+                    lambda: ws, conn, ssl=self.ssl, ssl_handshake_timeout=self.limits.open_timeout
+                )
         except (OSError, TimeoutError, ssl_module.SSLError) as exc:
             conn.close()
             self.connections.discard(ws)
-            self._log_ending(ws, classify_server_tls_error(exc))
+            if self.ssl is not None:
+                self._log_ending(ws, classify_server_tls_error(exc))
+            else:
+                ending = Ending(code=1006, cause="tcp.reset", initiator="remote", detail=str(exc))
+                self._log_ending(ws, ending)
             return
         await self._run(ws)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
-        if self._listeners:
-            return tuple(self._listeners)
-        return tuple(self._server.sockets) if self._server is not None else ()
+        """Every listening socket (one per address family and host); empty until started."""
+        return tuple(self._listeners)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound once started (so ``port=0`` tells which one); before, the one asked for.
+
+        With several listening sockets (several hosts, ``port=0``) each may have its own
+        port: ``server.sockets`` or ``server.urls`` give them all.
+        """
+        sockets = self.sockets
+        if not sockets:
+            return self._port
+        return int(sockets[0].getsockname()[1])
 
     @property
     def port_number(self) -> int:
-        """The port actually bound (useful with ``port=0``)."""
-        return int(self.sockets[0].getsockname()[1])
+        """The same as :attr:`port`, under its older name."""
+        return self.port
 
     @property
     def urls(self) -> list[str]:
@@ -182,12 +275,12 @@ class Server:
             await self._closed.wait()
             return
         self._closing = True
-        if self._server is not None:
-            self._server.close()
-        for task in self._accepting:
-            task.cancel()
+        if self._episode_end is not None:
+            self._episode_end.cancel()
         for listener in self._listeners:
-            listener.close()
+            if listener.fileno() != -1:
+                self._loop.remove_reader(listener.fileno())
+                listener.close()
         for ws in list(self.connections):
             if ws.core is not None:
                 ws.local_close_with_cause(code, reason, "server.shutdown", detail=reason)
@@ -205,8 +298,6 @@ class Server:
             await asyncio.wait(list(self._tasks), timeout=self.limits.close_timeout)
         for task in list(self._tasks):
             task.cancel()
-        if self._server is not None:
-            await self._server.wait_closed()
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -225,14 +316,6 @@ class Server:
 
     # ----------------------------------------------------------- connections
 
-    def _make_protocol(self) -> WebSocketConnection:
-        ws = self._new_connection()
-        self.connections.add(ws)
-        task = asyncio.get_running_loop().create_task(self._run(ws))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return ws
-
     def _new_connection(self) -> WebSocketConnection:
         return self.limits.new_connection(is_client=False, logger=self.logger)
 
@@ -249,6 +332,7 @@ class Server:
                 ws.transport.abort()
         finally:
             self.connections.discard(ws)
+            self.established.discard(ws)
 
     async def _open(self, ws: WebSocketConnection) -> bool:
         """Run TLS and the upgrade; True when the handler should run."""
@@ -275,6 +359,10 @@ class Server:
             )
             return False
         except HandshakeFailed as exc:
+            if not exc.answer:
+                transport.close()
+                self._log_ending(ws, exc.ending)
+                return False
             self._reject_and_log(ws, handshake, exc.status, exc.body, exc.ending, list(exc.headers))
             return False
         if request is None:
@@ -283,9 +371,47 @@ class Server:
         ws.path = request.target
         ws.request_headers = request.headers
 
+        if self.max_connections is not None and len(self.established) >= self.max_connections:
+            # Turned away before any work is done for it: a full server stays responsive
+            # to the connections it already has.
+            self._reject_and_log(
+                ws,
+                handshake,
+                503,
+                "the server is at its connection limit; retry later\n",
+                Ending(
+                    code=1006,
+                    cause="server.full",
+                    initiator="local",
+                    detail=f"{len(self.established)} connections open, max_connections={self.max_connections}",
+                ),
+                [("Retry-After", str(RETRY_AFTER))],
+            )
+            return False
+
         if self.process_request is not None:
-            answer = self.process_request(ws, request)
-            result = await answer if inspect.isawaitable(answer) else answer
+            try:
+                answer = self.process_request(ws, request)
+                result = await answer if inspect.isawaitable(answer) else answer
+            except Exception as exc:
+                # A bug in the hook is the server's, not the client's: answer 500 (not a
+                # dropped connection the client cannot explain) and keep the traceback.
+                self.logger.error(
+                    "process_request failed on %s %s: %r", _format_peer(ws.remote_address), ws.path, exc, exc_info=exc
+                )
+                self._reject_and_log(
+                    ws,
+                    handshake,
+                    500,
+                    "the server failed while handling the request\n",
+                    Ending(
+                        code=1006,
+                        cause="handler.error",
+                        initiator="local",
+                        detail=f"process_request raised {type(exc).__name__}: {exc}",
+                    ),
+                )
+                return False
             if result is not None:
                 status, headers, body = _unpack_rejection(result)
                 self._reject_and_log(
@@ -346,6 +472,7 @@ class Server:
         if self._closing:
             transport.close()
             return False
+        self.established.add(ws)
         ws.attach(
             self.limits.new_core(is_client=False, deflate=codec),
             handshake.leftover,
@@ -386,6 +513,7 @@ class Server:
         if ws.ending_logged:
             return
         ws.ending_logged = True
+        ending = ending.with_role("server")
         if level is None:
             level = logging.INFO if ending.ok else logging.WARNING
         self.logger.log(
@@ -454,9 +582,40 @@ async def _listen(host: str | Sequence[str] | None, port: int) -> list[socket.so
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            sock.listen(128)
+            sock.listen(_BACKLOG)
     except OSError:
         for sock in listeners:
             sock.close()
         raise
     return listeners
+
+
+def descriptor_limits() -> tuple[int, int] | None:
+    """The process's soft and hard limits on open file descriptors (None where unknown)."""
+    if resource is None:  # pragma: no cover - not on Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
+
+
+def raise_descriptor_limit() -> tuple[int, int, int] | None:
+    """Raise the soft descriptor limit to the hard one: every connection costs a descriptor.
+
+    Returns ``(soft before, soft after, hard)``, or None where limits are unknown. A
+    server left at a distribution's soft default (often 1024) runs out long before the
+    machine does; the hard limit is what the administrator actually allows.
+    """
+    limits = descriptor_limits()
+    if limits is None:  # pragma: no cover - not on Windows
+        return None
+    soft, hard = limits
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        # An infinite hard limit cannot be a soft one on every system; take a large finite one.
+        target = max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft, soft, hard
+    return soft, target if target > soft else soft, hard

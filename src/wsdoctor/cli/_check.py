@@ -11,7 +11,7 @@ from rich.table import Table
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import Step
-from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
+from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
 from wsdoctor.cli._render import render_ending
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
 from wsdoctor.knowledge import _texts
@@ -31,7 +31,9 @@ EPILOG = f"""\b
 Examples:
   wsdoctor check ws://127.0.0.1:8765/
   wsdoctor check wss://example.com/socket --ca my-ca.pem
+  wsdoctor check wss://mtls.example.com/ --cert client.pem --key client.key
   wsdoctor check wss://example.com/ --require-extension permessage-deflate --json
+  wsdoctor check wss://example.com/ --proxy http://user:pass@proxy.local:3128
 
 \b
 Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
@@ -42,16 +44,31 @@ Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
 def describe(step: Step) -> str:
     """One line of details for a step, as a person wants to read it."""
     d = step.details
+    if not step.ok and step.name == "http" and d.get("status") is not None and d.get("status") != 101:
+        # A refusal: the status and the values that say what to do, on the step line itself.
+        shown = d.get("shown") or {}
+        values = [f"{k}: {v!r}" if k == "body" else f"{k}: {v}" for k, v in shown.items()]
+        return "; ".join([f"{d['status']} {d.get('reason', '')}".strip(), *values])
     if not step.ok:
         for key in ("error", "missing", "cause"):
             if key in d:
                 value = d[key]
                 return f"missing: {', '.join(value)}" if key == "missing" else str(value)
         return ""
+    if step.name == "proxy":
+        if d.get("bypassed"):
+            return f"{d['bypassed']} is set but {d.get('no_proxy', 'NO_PROXY')} bypasses it: dialling directly"
+        source = d.get("source", "")
+        origin = "--proxy" if source == "argument" else source
+        return f"{d.get('proxy', '')} (from {origin}) answered {d.get('answer', '')} for {d.get('target', '')}"
+    if step.name == "redirect":
+        return f"{d.get('status')} {d.get('reason', '')} Location: {d.get('location')} -> {d.get('to')}"
     if step.name == "dns":
-        return ", ".join(d.get("addresses", []))
+        via = " (the proxy)" if d.get("via") == "proxy" else ""
+        return ", ".join(d.get("addresses", [])) + via
     if step.name == "tcp":
-        return f"connected to {d.get('peer', '')}"
+        via = " (the proxy)" if d.get("via") == "proxy" else ""
+        return f"connected to {d.get('peer', '')}{via}"
     if step.name == "tls":
         parts = [f"{d.get('version', '')} {d.get('cipher', '')}".strip()]
         chain = d.get("chain") or ()
@@ -108,6 +125,8 @@ def check(
     url: str,
     ca: str | None,
     insecure: bool,
+    cert: str | None,
+    key: str | None,
     headers: tuple[str, ...],
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
@@ -121,7 +140,7 @@ def check(
     step is shown as it completes and the check stops at the first failure with its
     close code, cause, explanation and fix.
     """
-    context = ssl_for(url, ca, insecure)
+    context = ssl_for(url, ca, insecure, cert, key)
     header_list = parse_headers(headers)
     console = Console(highlight=False)
 
@@ -148,6 +167,8 @@ def check(
                 subprotocols=subprotocols,
                 headers=header_list,
                 timeout=timeout,
+                proxy=proxy_setting(),
+                max_redirects=max_redirects(),
                 on_step=on_step,
             )
         )

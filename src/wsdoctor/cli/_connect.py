@@ -13,7 +13,7 @@ from rich.console import Console
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import connect as ws_connect
 from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.cli._options import dial_options, parse_headers, ssl_for, validate_url
+from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
 from wsdoctor.cli._render import render_ending
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
@@ -140,6 +140,8 @@ def connect(
     url: str,
     ca: str | None,
     insecure: bool,
+    cert: str | None,
+    key: str | None,
     headers: tuple[str, ...],
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
@@ -155,11 +157,13 @@ def connect(
                 url,
                 console,
                 interactive,
-                ssl=ssl_for(url, ca, insecure),
+                ssl=ssl_for(url, ca, insecure, cert, key),
                 extra_headers=parse_headers(headers),
                 subprotocols=subprotocols,
                 require_extensions=require_extensions,
                 open_timeout=timeout,
+                proxy=proxy_setting(),
+                max_redirects=max_redirects(),
             )
         )
     except WebSocketError as exc:

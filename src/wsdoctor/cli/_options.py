@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from wsdoctor.aio._proxy import ProxySetting, parse_proxy_url
 from wsdoctor.diagnose.check import client_ssl_context
 from wsdoctor.protocol._errors import WebSocketError
 from wsdoctor.protocol._uri import parse_uri
@@ -33,8 +34,55 @@ def parse_headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return headers
 
 
+_PROXY_KEY = "wsdoctor.proxy"
+
+
+def _store_proxy(ctx: click.Context, param: click.Parameter, value: str | bool | None) -> None:
+    """--proxy URL / --no-proxy: kept on the context, so each command reads it with proxy_setting()."""
+    if param.name == "no_proxy":
+        if value:
+            ctx.meta[_PROXY_KEY] = None
+        return
+    if value is None:
+        return
+    assert isinstance(value, str)
+    if value == "":
+        ctx.meta[_PROXY_KEY] = None
+        return
+    try:
+        parse_proxy_url(value)
+    except WebSocketError as exc:
+        detail = exc.ending.detail if exc.ending is not None else str(exc)
+        raise click.BadParameter(detail, param_hint="'--proxy'") from None
+    ctx.meta.setdefault(_PROXY_KEY, value)
+
+
+_REDIRECTS_KEY = "wsdoctor.max_redirects"
+
+
+def _store_redirects(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.meta[_REDIRECTS_KEY] = value
+
+
+def max_redirects() -> int:
+    """How many redirects the command follows (--max-redirects, 10 by default)."""
+    ctx = click.get_current_context(silent=True)
+    value = 10 if ctx is None else ctx.meta.get(_REDIRECTS_KEY, 10)
+    return int(value)
+
+
+def proxy_setting() -> ProxySetting:
+    """The proxy the command was asked to use: a URL, None (direct) or True (the environment)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    setting: ProxySetting = ctx.meta.get(_PROXY_KEY, True)
+    return setting
+
+
 def dial_options(func: F) -> F:
-    """--ca, --insecure, --header, --subprotocol, --require-extension, --timeout."""
+    """--ca, --insecure, --cert, --key, --header, --subprotocol, --require-extension, --timeout, --proxy,
+    --no-proxy, --max-redirects (the last three are read back with proxy_setting() and max_redirects())."""
     for decorator in reversed(
         [
             click.option(
@@ -43,6 +91,16 @@ def dial_options(func: F) -> F:
                 help="PEM file of CA certificates to trust instead of the system's.",
             ),
             click.option("--insecure", is_flag=True, help="Do not verify the server's certificate (wss:// only)."),
+            click.option(
+                "--cert",
+                type=click.Path(exists=True, dir_okay=False, readable=True),
+                help="PEM client certificate to present to a server that requires one (wss:// only).",
+            ),
+            click.option(
+                "--key",
+                type=click.Path(exists=True, dir_okay=False, readable=True),
+                help="PEM private key of --cert, when it is not in the same file.",
+            ),
             click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header."),
             click.option("--subprotocol", "subprotocols", multiple=True, metavar="NAME", help="Offer a subprotocol."),
             click.option(
@@ -59,16 +117,54 @@ def dial_options(func: F) -> F:
                 show_default=True,
                 help="Seconds for each network step.",
             ),
+            click.option(
+                "--proxy",
+                metavar="URL",
+                expose_value=False,
+                callback=_store_proxy,
+                help="Proxy to dial through: http://[user:pass@]host:port, https://..., socks5://... "
+                "('' dials directly). Default: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY unless NO_PROXY names the host.",
+            ),
+            click.option(
+                "--no-proxy",
+                is_flag=True,
+                expose_value=False,
+                callback=_store_proxy,
+                help="Dial directly, ignoring the proxy variables.",
+            ),
+            click.option(
+                "--max-redirects",
+                type=click.IntRange(min=0),
+                default=10,
+                show_default=True,
+                expose_value=False,
+                callback=_store_redirects,
+                help="Redirects (301, 302, 303, 307, 308) to follow; 0 shows the first one as a failure.",
+            ),
         ]
     ):
         func = decorator(func)
     return func
 
 
-def ssl_for(url: str, ca: str | None, insecure: bool) -> ssl.SSLContext | None:
+def ssl_for(
+    url: str, ca: str | None, insecure: bool, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext | None:
+    """The client's TLS context for ``url``, refusing unusable files before any dial."""
+    if key is not None and cert is None:
+        raise click.BadParameter("--key needs --cert", param_hint="'--key'")
     if not url.startswith("wss:"):
+        if cert is not None:
+            raise click.BadParameter("a client certificate needs a wss:// URL", param_hint="'--cert'")
         return None
     try:
-        return client_ssl_context(ca, insecure)
+        context = client_ssl_context(ca, insecure)
     except (OSError, ssl.SSLError) as exc:
         raise click.BadParameter(f"cannot load {ca}: {exc}", param_hint="'--ca'") from None
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            what = f"{cert} with {key}" if key else cert
+            raise click.BadParameter(f"cannot load {what}: {exc}", param_hint="'--cert/--key'") from None
+    return context

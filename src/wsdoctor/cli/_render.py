@@ -31,6 +31,7 @@ def _facts(exp: Explanation, lang: str) -> Text:
         (labels["may_send"], labels["yes"] if exp.sendable else labels["no"]),
         (labels["sent_by"], labels["sender"][exp.sender]),
         (labels["stage_label"], labels["stage"][exp.stage]),
+        (labels["retried"], labels["retry_yes" if exp.retry else "retry_no"]),
     ]
     for name, value in rows:
         text.append(f"{name}: ", style="bold")

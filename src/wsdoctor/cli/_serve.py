@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import ssl
 
 import click
@@ -12,8 +13,11 @@ from rich.console import Console
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
+from wsdoctor.aio.server import raise_descriptor_limit
 from wsdoctor.aio.server import serve as ws_serve
+from wsdoctor.cli._relay import relay_handler, reuse_port_socket, run_workers
 from wsdoctor.cli._render import render_ending
+from wsdoctor.hub import Hub
 from wsdoctor.protocol._errors import ConnectionClosed
 
 EPILOG = """\b
@@ -21,6 +25,8 @@ Examples:
   wsdoctor serve
   wsdoctor serve --port 9000 --no-compression
   wsdoctor serve --tls-cert cert.pem --tls-key key.pem --lang es
+  wsdoctor serve --relay
+  wsdoctor serve --redis redis://127.0.0.1:6379/0 --workers 4
 """
 
 
@@ -59,18 +65,45 @@ async def serve_echo(
     max_size: int,
     console: Console,
     lang: str,
+    *,
+    relay: bool = False,
+    redis_url: str | None = None,
+    sock: socket.socket | None = None,
+    max_connections: int | None = None,
 ) -> None:
     logger = logging.getLogger("wsdoctor.server")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     handler = EndingHandler(console, lang)
     logger.addHandler(handler)
+    hub_logger = logging.getLogger("wsdoctor.hub")
+    hub_logger.addHandler(handler)
+    hub = Hub(redis_url) if relay or redis_url else None
+    kind = "echo" if hub is None else "relay"
+    across = f" (relaying through {redis_url})" if redis_url else ""
+    # Every connection costs a descriptor: take all the system allows before listening.
+    limits = raise_descriptor_limit()
     try:
         async with ws_serve(
-            echo, host, port, ssl=context, compression="deflate" if compression else None, max_size=max_size
+            echo if hub is None else relay_handler(hub),
+            None if sock is not None else host,
+            port,
+            ssl=context,
+            compression="deflate" if compression else None,
+            max_size=max_size,
+            sock=sock,
+            max_connections=max_connections,
         ) as server:
             for url in server.urls:
-                console.print(f"wsdoctor echo server listening on {url}  (Ctrl+C to stop)", highlight=False)
+                console.print(f"wsdoctor {kind} server listening on {url}{across}  (Ctrl+C to stop)", highlight=False)
+            if limits is not None:
+                before, after, hard = limits
+                if after > before:
+                    logger.info(
+                        "file descriptors: soft limit raised from %d to %d (hard limit %d)", before, after, hard
+                    )
+                else:
+                    logger.info("file descriptors: soft limit %d, hard limit %d", after, hard)
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,7 +111,59 @@ async def serve_echo(
             await stop.wait()
             console.print("shutting down: closing every connection with 1001 Going Away")
     finally:
+        if hub is not None:
+            await hub.close()
+        hub_logger.removeHandler(handler)
         logger.removeHandler(handler)
+
+
+def _tls_context(tls_cert: str | None, tls_key: str | None) -> ssl.SSLContext | None:
+    if not (tls_cert or tls_key):
+        return None
+    if not (tls_cert and tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls_cert, tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
+    return context
+
+
+def _worker(
+    index: int,
+    host: str,
+    port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    compression: bool,
+    max_size: int,
+    lang: str,
+    relay: bool,
+    redis_url: str | None,
+    max_connections: int | None,
+) -> None:
+    """One of --workers N: its own socket on the shared port, its own event loop and hub."""
+    console = Console(highlight=False)
+    try:
+        sock = reuse_port_socket(host, port)
+        run(
+            serve_echo(
+                host,
+                port,
+                _tls_context(tls_cert, tls_key),
+                compression,
+                max_size,
+                console,
+                lang,
+                relay=relay,
+                redis_url=redis_url,
+                sock=sock,
+                max_connections=max_connections,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
 
 
 @click.command(epilog=EPILOG)
@@ -94,7 +179,27 @@ async def serve_echo(
     show_default=True,
     help="Largest message accepted, in bytes, after inflation (larger ones end with 1009).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer upgrades beyond this many open connections (per worker) with HTTP 503 and Retry-After.",
+)
 @click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("--relay", is_flag=True, help="Relay each message to the other clients on the same path, not echo it.")
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="Relay across every server attached to this Redis (redis://host:port/db; implies --relay).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes listening on the same port (SO_REUSEPORT); with --relay they relay through --redis.",
+)
 def serve(
     host: str,
     port: int,
@@ -102,20 +207,48 @@ def serve(
     tls_key: str | None,
     no_compression: bool,
     max_size: int,
+    max_connections: int | None,
     lang: str,
+    relay: bool,
+    redis_url: str | None,
+    workers: int,
 ) -> None:
-    """Run an echo server that prints how each connection ended, explained."""
-    context = None
-    if tls_cert or tls_key:
-        if not (tls_cert and tls_key):
-            raise click.UsageError("--tls-cert and --tls-key go together")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(tls_cert, tls_key)
-        except (ssl.SSLError, OSError) as exc:
-            raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
+    """Run an echo (or relay) server that prints how each connection ended, explained."""
+    context = _tls_context(tls_cert, tls_key)
+    if redis_url is not None:
+        _check_redis_url(redis_url)
+        relay = True
+    if workers > 1 and relay and redis_url is None:
+        raise click.UsageError("--workers with --relay needs --redis: the workers relay to each other through it")
     console = Console(highlight=False)
     try:
-        run(serve_echo(host, port, context, not no_compression, max_size, console, lang))
+        if workers > 1:
+            args = (tls_cert, tls_key, not no_compression, max_size, lang, relay, redis_url, max_connections)
+            raise SystemExit(run_workers(workers, host, port, _worker, args))
+        run(
+            serve_echo(
+                host,
+                port,
+                context,
+                not no_compression,
+                max_size,
+                console,
+                lang,
+                relay=relay,
+                redis_url=redis_url,
+                max_connections=max_connections,
+            )
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_redis_url(url: str) -> None:
+    try:
+        from redis.asyncio.connection import parse_url
+    except ImportError:
+        raise click.UsageError("--redis needs the redis package: pip install 'wsdoctor[redis]'") from None
+    try:
+        parse_url(url.replace("redis+cluster://", "redis://", 1))
+    except ValueError as exc:
+        raise click.BadParameter(f"{url!r} is not a Redis URL ({exc})", param_hint="--redis") from None

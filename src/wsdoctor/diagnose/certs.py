@@ -120,8 +120,14 @@ def issue(
     not_after: dt.datetime | None = None,
     aia_url: str | None = None,
     chain: list[x509.Certificate] | None = None,
+    purposes: list[x509.ObjectIdentifier] | None = None,
 ) -> IssuedCert:
-    """A server certificate for ``names`` (host names or IP addresses) from ``authority``."""
+    """A certificate for ``names`` (host names or IP addresses) from ``authority``.
+
+    ``purposes`` is its Extended Key Usage, serverAuth by default; a client
+    certificate has clientAuth, and a server certificate without serverAuth is one
+    of the failures wsdoctor explains.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     alt_names: list[x509.GeneralName] = []
@@ -140,7 +146,7 @@ def issue(
         .not_valid_after(not_after or now + dt.timedelta(days=90))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(purposes or [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()), critical=False)
     )
     if aia_url is not None:
@@ -201,3 +207,24 @@ class Pki:
     def incomplete_chain(self, names: list[str]) -> ssl.SSLContext:
         cert = self.leaf(names, aia_url="http://127.0.0.1:9/intermediate.crt")
         return cert.server_context(self.directory, "incomplete", include_chain=False)
+
+    def unsent_intermediate(self, names: list[str]) -> ssl.SSLContext:
+        """A private CA's leaf without its intermediate and without an AIA URL to find it."""
+        return self.leaf(names).server_context(self.directory, "unsent-intermediate", include_chain=False)
+
+    def wrong_purpose(self, names: list[str]) -> ssl.SSLContext:
+        """A valid, trusted leaf whose Extended Key Usage allows client authentication only."""
+        cert = self.leaf(names, purposes=[ExtendedKeyUsageOID.CLIENT_AUTH])
+        return cert.server_context(self.directory, "wrong-purpose")
+
+    def client_cert(self, name: str = "client.wsdoctor.test") -> tuple[Path, Path]:
+        """A client certificate (clientAuth) from the intermediate: the certificate file, with chain, and key."""
+        cert = self.leaf([name], purposes=[ExtendedKeyUsageOID.CLIENT_AUTH])
+        return cert.write(self.directory, "client")
+
+    def requiring_client_cert(self, names: list[str]) -> ssl.SSLContext:
+        """A healthy server context that demands a client certificate issued under the demo root."""
+        context = self.healthy(names)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=str(self.ca_file))
+        return context

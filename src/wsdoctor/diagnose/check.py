@@ -2,7 +2,8 @@
 
 A check is an ordinary dial with ``trace`` switched on, followed by one Ping and a
 clean close: DNS, TCP, TLS, HTTP upgrade, negotiation, ping, close. Each step is
-reported as it finishes (so the command line can show progress live), and the check
+reported as it finishes (so the command line can show progress live; a proxy and
+each redirect followed are steps too), and the check
 stops at the first failing step with that failure's ending. The result is one value
 that renders as text or as the stable JSON object documented in the README.
 """
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from wsdoctor.aio._proxy import ProxySetting
 from wsdoctor.aio.client import Step, connect
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
+from wsdoctor.protocol._redact import redact_url
 
 __all__ = ["EXIT_CODES", "CheckResult", "exit_code", "run_check"]
 
@@ -33,6 +36,8 @@ EXIT_CODES: dict[str, int] = {
     "negotiate": 7,
     "ping": 8,
     "close": 9,
+    "proxy": 10,
+    "redirect": 11,
 }
 
 
@@ -76,6 +81,12 @@ def exit_code(result: CheckResult) -> int:
     """0 when healthy, otherwise the code of the step that failed (see EXIT_CODES)."""
     if result.ok:
         return 0
+    if result.ending is not None and result.ending.code == 1015:
+        # A TLS 1.3 server refuses a missing client certificate only after the TLS
+        # step has passed; the failure is still a TLS one.
+        return EXIT_CODES["tls"]
+    if result.ending is not None and result.ending.cause.startswith("proxy."):
+        return EXIT_CODES["proxy"]  # even when it was the TCP step to the proxy that failed
     return EXIT_CODES.get(result.failed_step or "close", 1)
 
 
@@ -110,10 +121,12 @@ async def run_check(
     subprotocols: Sequence[str] = (),
     headers: Sequence[tuple[str, str]] = (),
     timeout: float = 10.0,
+    proxy: ProxySetting = True,
+    max_redirects: int = 10,
     on_step: Callable[[Step], None] | None = None,
 ) -> CheckResult:
     """Dial ``url`` step by step, ping once, close; stop at the first failure."""
-    result = CheckResult(url)
+    result = CheckResult(redact_url(url))  # printed and written as JSON: no password
 
     def record(step: Step) -> None:
         result.steps.append(step)
@@ -130,6 +143,8 @@ async def run_check(
             open_timeout=timeout,
             close_timeout=timeout,
             ping_interval=None,
+            proxy=proxy,
+            max_redirects=max_redirects,
             trace=record,
         )
     except WebSocketError as exc:

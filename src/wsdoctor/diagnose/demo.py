@@ -95,7 +95,7 @@ def scenarios() -> list[Scenario]:
             "tls.incomplete_chain",
             secure=True,
         ),
-        Scenario("forbidden", "a server that answers the upgrade with HTTP 403", 1006, "handshake.status"),
+        Scenario("forbidden", "a server that answers the upgrade with HTTP 403", 1006, "http.forbidden"),
         Scenario("no-pong", "a server that stops answering pings", 1011, "keepalive.timeout"),
         Scenario("internal-error", "a server that closes with 1011", 1011, "closed.by_peer"),
     ]

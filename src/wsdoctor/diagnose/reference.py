@@ -125,6 +125,7 @@ def _facts(exp: Explanation) -> str:
         (labels["sent_by"], _e(labels["sender"][exp.sender])),
         (labels["stage_label"], _e(labels["stage"][exp.stage])),
         (labels["aspects"]["on_wire"], _e(labels["on_wire"][str(exp.on_wire).lower()])),
+        (labels["retried"], _e(labels["retry_yes" if exp.retry else "retry_no"])),
     ]
     return '<dl class="facts">' + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
 

@@ -8,6 +8,14 @@ ranges ``"0-999"``, ``"1016-2999"``, ``"3000-3999"``, ``"4000-4999"``, ``"5000+"
 each with ``sendable``, ``stage`` (handshake, tls, open, closing, local), ``sender``
 (client, server, either, none), ``on_wire`` and ``range`` (a key of ``ranges``).
 
+``data/codes.json`` also holds ``causes``: one object per cause id with ``retry``,
+which says whether an ending with that cause is worth dialling again: ``true``
+(transient: a refused or reset connection, a server restarting), ``false``
+(permanent: an untrusted certificate, a 403, a protocol error), ``"code"`` (a cause
+that only says who closed: the close code decides, through each entry's ``retry``)
+or ``"status"`` (an HTTP answer to the upgrade: 429 and 5xx are transient).
+:func:`is_transient` applies these rules; the reconnecting client follows them.
+
 ``data/<lang>.json`` holds the texts: ``entries`` (name, meaning, when, fix, causes
 per key), ``causes`` (summary and fix per cause id), ``ranges`` (range labels) and
 ``labels`` (headings and the words ``compare`` builds sentences from). Tests check
@@ -16,6 +24,26 @@ that every language has every key, field and placeholder of every other.
 Cause texts may hold ``{placeholders}``; :func:`explain_cause` fills them from the
 details it is given and leaves an unknown one empty. By convention the precise
 detail of an ending is not a placeholder: renderers show it after the summary.
+
+Who is reading
+--------------
+The same ending reads differently to the two ends: a 1011 that this side sent
+after a keepalive Ping went unanswered is not "the server failed", and the log of
+a server speaks to the person who runs the server, not to the client's user. So
+besides its plain field (``summary``, ``fix`` for causes; ``meaning``, ``when``,
+``fix`` for codes) an entry may hold variants named ``<field>_<tag>``. The tags
+are tried most specific first:
+
+1. a variant the ending asks for by itself (``details["variant"]``, such as
+   ``ambiguous`` for a TLS chain that may lack an intermediate or may end at an
+   untrusted root);
+2. ``<role>_<initiator>``: ``client_local``, ``client_remote``, ``server_local``,
+   ``server_remote`` (the role that reports the ending and the side that started it);
+3. ``<role>``: ``client`` or ``server``;
+4. ``<initiator>``: ``local`` (this side ended it) or ``remote`` (the peer did);
+
+and the plain field is the fallback, so an entry with only ``summary`` and ``fix``
+stays valid. Every language must hold the same variants (tests check).
 """
 
 from __future__ import annotations
@@ -30,6 +58,7 @@ from typing import Any
 
 __all__ = [
     "LANGS",
+    "VARIANT_TAGS",
     "CauseText",
     "CloseCode",
     "Comparison",
@@ -40,9 +69,24 @@ __all__ = [
     "explain",
     "explain_cause",
     "is_sendable",
+    "is_transient",
+    "retry_rule",
 ]
 
 LANGS = ("en", "es")
+
+# The suffixes a text field may carry (see "Who is reading" above), apart from an
+# ending's own variant such as "ambiguous".
+VARIANT_TAGS = (
+    "client_local",
+    "client_remote",
+    "server_local",
+    "server_remote",
+    "client",
+    "server",
+    "local",
+    "remote",
+)
 
 
 class CloseCode(enum.IntEnum):
@@ -92,6 +136,7 @@ class Explanation:
     causes: tuple[str, ...]
     lang: str
     headings: tuple[str, str, str]
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +147,7 @@ class CauseText:
     summary: str
     fix: str
     lang: str
+    retry: bool | str = False
 
 
 @dataclass(frozen=True)
@@ -148,11 +194,33 @@ def _key(code: int) -> str:
     return "5000+"
 
 
-def _entry(code: int, key: str, lang: str) -> Explanation:
+def _tags(role: str | None, initiator: str | None, variant: str | None = None) -> list[str]:
+    """Variant suffixes to try for this reader, most specific first."""
+    tags = [variant] if variant else []
+    sides = initiator if initiator in ("local", "remote") else None
+    if role in ("client", "server"):
+        if sides:
+            tags.append(f"{role}_{sides}")
+        tags.append(role)
+    if sides:
+        tags.append(sides)
+    return tags
+
+
+def _pick(entry: dict[str, Any], field: str, tags: list[str]) -> str:
+    for tag in tags:
+        text = entry.get(f"{field}_{tag}")
+        if text is not None:
+            return str(text)
+    return str(entry[field])
+
+
+def _entry(code: int, key: str, lang: str, role: str | None = None, initiator: str | None = None) -> Explanation:
     meta = _codes()["entries"][key]
     texts = _texts(lang)
     text = texts["entries"][key]
     labels = texts["labels"]
+    tags = _tags(role, initiator)
     return Explanation(
         code=code,
         key=key,
@@ -162,18 +230,24 @@ def _entry(code: int, key: str, lang: str) -> Explanation:
         stage=meta["stage"],
         sender=meta["sender"],
         on_wire=meta["on_wire"],
-        meaning=text["meaning"],
-        when=text["when"],
-        fix=text["fix"],
+        meaning=_pick(text, "meaning", tags),
+        when=_pick(text, "when", tags),
+        fix=_pick(text, "fix", tags),
         causes=tuple(text["causes"]),
         lang=lang,
         headings=(labels["description"], labels["when"], labels["fix"]),
+        retry=bool(meta.get("retry", False)),
     )
 
 
-def explain(code: int, lang: str = "en") -> Explanation:
-    """The registry entry for any integer ``code`` (a range's entry for unregistered codes)."""
-    return _entry(int(code), _key(int(code)), lang)
+def explain(code: int, lang: str = "en", *, role: str | None = None, initiator: str | None = None) -> Explanation:
+    """The registry entry for any integer ``code`` (a range's entry for unregistered codes).
+
+    ``role`` ("client" or "server", the side reading it) and ``initiator`` ("local" or
+    "remote", the side that ended the connection) pick the texts written for that
+    reader where they differ; without them the texts are the neutral ones.
+    """
+    return _entry(int(code), _key(int(code)), lang, role, initiator)
 
 
 def all_entries(lang: str = "en") -> list[Explanation]:
@@ -194,15 +268,60 @@ def _fill(template: str, details: dict[str, str]) -> str:
     return string.Formatter().vformat(template, (), _Blank(details)).strip()
 
 
-def explain_cause(cause: str, lang: str = "en", **details: str) -> CauseText:
-    """The summary and fix for a cause id; unknown ids fall back to their family, never raise."""
+def explain_cause(
+    cause: str,
+    lang: str = "en",
+    *,
+    role: str | None = None,
+    initiator: str | None = None,
+    variant: str | None = None,
+    **details: str,
+) -> CauseText:
+    """The summary and fix for a cause id; unknown ids fall back to their family, never raise.
+
+    ``role``, ``initiator`` and ``variant`` pick the texts written for that reader
+    (see "Who is reading" above); ``details`` fill the placeholders.
+    """
     causes = _texts(lang)["causes"]
     key = cause
     if key not in causes:
         family = cause.split(".", 1)[0]
         key = f"{family}.other" if f"{family}.other" in causes else "unknown"
     entry = causes[key]
-    return CauseText(cause, _fill(entry["summary"], details), _fill(entry["fix"], details), lang)
+    tags = _tags(role, initiator, variant)
+    summary, fix = _pick(entry, "summary", tags), _pick(entry, "fix", tags)
+    return CauseText(cause, _fill(summary, details), _fill(fix, details), lang, retry_rule(cause))
+
+
+# HTTP answers to an upgrade that say "not now" rather than "never".
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def retry_rule(cause: str) -> bool | str:
+    """The retry rule of a cause: True, False, ``"code"`` or ``"status"`` (see the module doc).
+
+    An id the registry does not know takes its family's ``.other`` rule, else False:
+    retrying blindly is how a client hammers a server that will never accept it.
+    """
+    rules: dict[str, dict[str, Any]] = _codes().get("causes", {})
+    entry = rules.get(cause) or rules.get(f"{cause.split('.', 1)[0]}.other") or {}
+    rule = entry.get("retry", False)
+    return rule if isinstance(rule, bool | str) else False
+
+
+def is_transient(cause: str, code: int | None = None, status: int | None = None) -> bool:
+    """Is an ending with this cause (and close code, and HTTP status) worth dialling again?
+
+    ``code`` decides for causes that only say who closed (``closed.by_peer``: a
+    1012 restart is transient, a 1008 policy violation is not); ``status`` decides
+    for an HTTP answer to the upgrade (429 and 5xx are transient, 401/403/404 are not).
+    """
+    rule = retry_rule(cause)
+    if rule == "code":
+        return code is not None and explain(code).retry
+    if rule == "status":
+        return status in _TRANSIENT_STATUS or (status is not None and 500 <= status <= 599)
+    return rule is True
 
 
 def _word(labels: dict[str, Any], group: str, value: str | bool) -> str:

@@ -42,7 +42,7 @@ from wsdoctor.protocol._mask import apply_mask
 if TYPE_CHECKING:
     from wsdoctor.protocol._deflate import PerMessageDeflate
 
-__all__ = ["COMPILED", "Connection", "Opcode", "State"]
+__all__ = ["COMPILED", "Connection", "Opcode", "State", "unmasked_frame"]
 
 
 class Opcode(enum.IntEnum):
@@ -98,6 +98,14 @@ def _frame_header(opcode: int, length: int, fin: bool, rsv1: bool, mask_bit: int
     if length < 65536:
         return _pack_h4(b0, mask_bit | 126, length)
     return _pack_h10(b0, mask_bit | 127, length)
+
+
+def unmasked_frame(opcode: int, payload: bytes | bytearray | memoryview, rsv1: bool = False) -> bytes:
+    """One final, unmasked frame: what a server sends, identical for every connection.
+
+    Broadcasting builds it once and writes the same bytes to each connection.
+    """
+    return _frame_header(opcode, len(payload), True, rsv1, 0) + payload
 
 
 def _check_utf8_pending(decoder: codecs.IncrementalDecoder) -> None:

@@ -124,6 +124,20 @@ class PerMessageDeflate:
         """Whether zlib contexts are alive now (they are created on demand, see __init__)."""
         return self._inflater is not None or self._deflater is not None
 
+    @property
+    def shared_key(self) -> tuple[int, int, int, int] | None:
+        """Equal keys compress a message to equal bytes; None when the output depends on history.
+
+        Without context takeover in our direction every message starts from a fresh
+        deflater, so two connections with the same window, level and memory level
+        produce the same bytes and one compression can serve both. With context
+        takeover (the RFC 7692 default) each connection's output depends on what it
+        sent before. A window of 8 bits sends uncompressed (see the module docs).
+        """
+        if not self._local_reset or self._local_bits < 9:
+            return None
+        return (self._local_bits, self.level, self.mem_level, self.compress_threshold)
+
     def response_params(self) -> Params:
         """The parameters a server puts in its response for this codec."""
         params: Params = []
@@ -136,6 +150,19 @@ class PerMessageDeflate:
         if self.client_max_window_bits != 15:
             params.append(("client_max_window_bits", str(self.client_max_window_bits)))
         return params
+
+
+def compress_shared(data: bytes | bytearray | memoryview, key: tuple[int, int, int, int]) -> bytes | None:
+    """Deflate a whole message as every codec with this :attr:`PerMessageDeflate.shared_key` would.
+
+    Returns None when those codecs would send it uncompressed (below their threshold).
+    """
+    bits, level, mem_level, threshold = key
+    if len(data) < threshold:
+        return None
+    deflater = zlib.compressobj(level, zlib.DEFLATED, -bits, mem_level)
+    out = deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(_TAIL) else out
 
 
 def _bits(value: str | None, name: str) -> int:

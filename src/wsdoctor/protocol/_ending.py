@@ -9,15 +9,19 @@ connection is told once, in one vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
+
+from wsdoctor.protocol._redact import redact_text
 
 if TYPE_CHECKING:
     from wsdoctor.knowledge import CauseText, Explanation
 
-__all__ = ["CloseFrame", "Ending", "Initiator"]
+__all__ = ["CloseFrame", "Ending", "Initiator", "Role"]
 
 Initiator = Literal["local", "remote", "none"]
+# The side that reports an ending: "local" and "remote" are relative to it.
+Role = Literal["client", "server"]
 
 # Causes that say who closed but not why: the close code's own text explains more.
 _GENERIC_CAUSES = frozenset({"closed.by_peer", "closed.locally", "closed.no_status"})
@@ -48,6 +52,14 @@ class Ending:
     (TLS handshake failure). ``cause`` is a stable machine-readable id such as
     ``protocol.masked_frame`` or ``tls.expired``; ``detail`` is the human specific
     (the expiry date, the missing extension names) that makes the fix concrete.
+
+    ``initiator`` says which side ended it, relative to ``role``, the side that
+    reports it ("client" or "server"; ``None`` when unknown, as in the sans-I/O core
+    before the I/O layer stamps it). The texts depend on both: a 1011 this client
+    sent because the server stopped answering pings is explained differently from a
+    1011 the server sent, and a server's log speaks to whoever runs the server.
+    ``details`` fill the texts' placeholders; ``details["variant"]`` asks for a text
+    variant of the cause (for instance ``ambiguous``).
     """
 
     code: int
@@ -60,6 +72,19 @@ class Ending:
     clean: bool = False
     detail: str = ""
     details: dict[str, str] = field(default_factory=dict)
+    role: Role | None = None
+
+    def with_role(self, role: Role) -> Ending:
+        """This ending as reported by ``role``; unchanged when a role is already set."""
+        if self.role is not None:
+            return self
+        return replace(self, role=role)
+
+    def __post_init__(self) -> None:
+        # Details quote URLs and error messages; an ending is logged and printed, so a
+        # password or a credential header in them is masked here, whoever built it.
+        if self.detail:
+            object.__setattr__(self, "detail", redact_text(self.detail))
 
     @property
     def ok(self) -> bool:
@@ -70,13 +95,17 @@ class Ending:
         """The registry entry for this ending's close code, in ``lang``."""
         from wsdoctor.knowledge import explain
 
-        return explain(self.code, lang)
+        return explain(self.code, lang, role=self.role, initiator=self.initiator)
 
     def cause_text(self, lang: str = "en") -> CauseText:
         """The text for this ending's precise cause: a summary and a fix that fit it."""
         from wsdoctor.knowledge import explain_cause
 
-        return explain_cause(self.cause, lang, detail=self.detail, **self.details)
+        details = dict(self.details)
+        variant = details.pop("variant", None)
+        return explain_cause(
+            self.cause, lang, role=self.role, initiator=self.initiator, variant=variant, detail=self.detail, **details
+        )
 
     @property
     def name(self) -> str:
@@ -114,6 +143,7 @@ class Ending:
             "cause": self.cause,
             "reason": self.reason,
             "initiator": self.initiator,
+            "role": self.role,
             "clean": self.clean,
             "sent": None if self.sent is None else {"code": self.sent.code, "reason": self.sent.reason},
             "received": (

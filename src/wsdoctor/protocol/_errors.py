@@ -8,6 +8,7 @@ story (code, cause, frames, explanation), so a handler never has to guess from a
 from __future__ import annotations
 
 from wsdoctor.protocol._ending import Ending
+from wsdoctor.protocol._redact import redact_headers, redact_text
 
 __all__ = [
     "ConnectionClosed",
@@ -28,6 +29,10 @@ class WebSocketError(Exception):
     """The root of every exception wsdoctor raises on purpose."""
 
     def __init__(self, message: str | None = None, *, ending: Ending | None = None) -> None:
+        # Messages quote what they were given (a URL, an h11 complaint about a header):
+        # credentials in them are masked here, once for every exception.
+        if message is not None:
+            message = redact_text(message)
         self.ending = ending
         self.message = message
         super().__init__(message if message is not None else (str(ending) if ending else ""))
@@ -88,7 +93,9 @@ class TLSHandshakeError(DialError):
 class HandshakeError(DialError):
     """The HTTP upgrade failed: a status other than 101, a bad Sec-WebSocket-Accept, no Upgrade.
 
-    ``status``, ``headers`` and ``body`` hold what the server sent, when it sent anything.
+    ``status``, ``headers`` and ``body`` hold what the server sent, when it sent anything;
+    credential headers (``Set-Cookie``...) have their values masked, since exceptions end
+    up in logs and bug reports.
     """
 
     def __init__(
@@ -102,7 +109,7 @@ class HandshakeError(DialError):
     ) -> None:
         super().__init__(ending, message)
         self.status = status
-        self.headers = headers or []
+        self.headers = redact_headers(headers or [])
         self.body = body
 
 

@@ -9,11 +9,11 @@ the server side the HTTP status to answer with.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import http
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import h11
@@ -29,6 +29,7 @@ from wsdoctor.protocol._headers import (
     serialize_extensions,
     serialize_subprotocols,
 )
+from wsdoctor.protocol._redact import redact_text
 from wsdoctor.protocol._request_head import could_be_simple, parse_simple_request, response_101
 from wsdoctor.protocol._uri import WSURI
 
@@ -41,10 +42,19 @@ __all__ = [
     "Response",
     "ServerHandshake",
     "accept_key",
+    "body_excerpt",
+    "looks_like_tls",
+    "shown_values",
+    "status_failure",
+    "tls_port_failure",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_BODY = 65536
+# How much of a rejection's body is shown: JSON carries this many bytes, one-line
+# renderings (the exception's message, the check step line) a shorter, flattened part.
+BODY_EXCERPT = 500
+_BODY_INLINE = 160
 
 
 def accept_key(key: str) -> str:
@@ -111,11 +121,21 @@ class HandshakeFailed(WebSocketError):
 
     ending: Ending
 
-    def __init__(self, status: int, body: str, ending: Ending, headers: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: str,
+        ending: Ending,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        answer: bool = True,
+    ) -> None:
         super().__init__(body.strip(), ending=ending)
         self.status = status
-        self.body = body
+        self.body = redact_text(body)  # it may quote the request's own credentials back
         self.headers = list(headers)
+        # False when an HTTP answer would be noise to the peer (a TLS client): just close.
+        self.answer = answer
 
 
 def _header_size(raw: Sequence[tuple[bytes, bytes]]) -> int:
@@ -143,6 +163,150 @@ def _client_failure(cause: str, detail: str, response: Response | None = None) -
         status=None if response is None else response.status,
         headers=None if response is None else response.headers,
         body=b"" if response is None else response.body,
+    )
+
+
+def tls_port_failure(detail: str) -> HandshakeError:
+    """A ws:// dial that reached a port speaking TLS: the fix is wss://."""
+    return HandshakeError(
+        Ending(code=1006, cause="http.tls_port", initiator="local", detail=detail),
+        f"the port speaks TLS, not plain HTTP: use wss:// ({detail})",
+    )
+
+
+def looks_like_tls(data: bytes) -> bool:
+    """True when ``data`` starts like a TLS record: a handshake (0x16) or alert (0x15), version 3.x.
+
+    A port that speaks TLS answers a plain-text request with an alert, or a plain port
+    receives a ClientHello; either way these three bytes give the wrong scheme away
+    before any HTTP parser gets confused by them.
+    """
+    return len(data) >= 3 and data[0] in (0x15, 0x16) and data[1] == 0x03 and data[2] <= 0x04
+
+
+def body_excerpt(body: bytes, limit: int = BODY_EXCERPT) -> str:
+    """The first ``limit`` bytes of a body as printable text (control bytes escaped)."""
+    text = body[:limit].decode("utf-8", errors="replace")
+    out = "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)
+    return out + ("..." if len(body) > limit else "")
+
+
+def _inline(text: str, limit: int = _BODY_INLINE) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+_REALM = re.compile(r'realm\s*=\s*(?:"([^"]*)"|([^\s,]+))', re.IGNORECASE)
+
+
+def _challenge(values: list[str]) -> str:
+    """The scheme and realm of each authentication challenge, e.g. ``Basic realm="chat"``."""
+    shown = []
+    for value in values:
+        scheme = value.strip().split(" ", 1)[0].rstrip(",")
+        match = _REALM.search(value)
+        realm = (match.group(1) if match.group(1) is not None else match.group(2)) if match else None
+        shown.append(f'{scheme} realm="{realm}"' if realm is not None else scheme)
+    return ", ".join(s for s in shown if s)
+
+
+# The cause of a non-101 answer, by status: each class of status has its own fix.
+_STATUS_CAUSES = {
+    400: "http.bad_request",
+    401: "http.unauthorized",
+    403: "http.forbidden",
+    404: "http.not_found",
+    407: "http.proxy_auth",
+    426: "http.upgrade_required",
+    429: "http.too_many_requests",
+    502: "http.bad_gateway",
+    503: "http.bad_gateway",
+    504: "http.bad_gateway",
+}
+
+
+# What well-known TLS front ends answer when plain HTTP reaches their TLS port (nginx,
+# Go's net/http): a 400 that is really "use wss://".
+_TLS_PORT_BODIES = (b"plain http request was sent to https port", b"http request to an https server")
+
+
+def _status_cause(status: int, body: bytes = b"") -> str:
+    if status == 400 and any(mark in body[:BODY_EXCERPT].lower() for mark in _TLS_PORT_BODIES):
+        return "http.tls_port"
+    if status in _STATUS_CAUSES:
+        return _STATUS_CAUSES[status]
+    if 200 <= status < 300:
+        return "http.not_websocket"
+    if 300 <= status < 400:
+        return "http.redirect"
+    if 500 <= status < 600:
+        return "http.server_error"
+    return "handshake.status"
+
+
+def shown_values(response: Response) -> dict[str, str]:
+    """The values of a refusal that say what to do about it, by header name ("body" for the body)."""
+    cause = _status_cause(response.status, response.body)
+    shown: dict[str, str] = {}
+
+    def add(label: str, value: str | None) -> None:
+        if value:
+            shown[label] = _inline(value)
+
+    if cause == "http.redirect":
+        add("Location", response.get("location"))
+    elif cause in ("http.bad_request", "http.tls_port"):
+        add("body", body_excerpt(response.body, _BODY_INLINE * 2))
+    elif cause == "http.unauthorized":
+        add("WWW-Authenticate", _challenge(response.get_all("www-authenticate")))
+    elif cause == "http.proxy_auth":
+        add("Proxy-Authenticate", _challenge(response.get_all("proxy-authenticate")))
+    elif cause == "http.upgrade_required":
+        add("Sec-WebSocket-Version", response.get("sec-websocket-version"))
+    elif cause == "http.not_websocket":
+        add("Content-Type", response.get("content-type"))
+    if cause in ("http.bad_gateway", "http.server_error"):
+        add("Server", response.get("server"))
+    add("Retry-After", response.get("retry-after"))
+    return shown
+
+
+# Placeholder names for the shown values, as the cause texts may use them.
+_PLACEHOLDERS = {
+    "Location": "location",
+    "body": "body",
+    "WWW-Authenticate": "challenge",
+    "Proxy-Authenticate": "challenge",
+    "Sec-WebSocket-Version": "version",
+    "Content-Type": "content_type",
+    "Server": "server",
+    "Retry-After": "retry_after",
+}
+
+
+def status_failure(response: Response) -> HandshakeError:
+    """The error for an upgrade answered with a status other than 101.
+
+    Its message starts with the status and reason phrase and carries the values that
+    say what to do (an application that only logs the exception still sees them);
+    ``ending.details`` holds them by name for the cause texts and the command line.
+    """
+    status = response.status
+    reason = response.reason or _phrase(status)
+    cause = _status_cause(status, response.body)
+    shown = shown_values(response)
+    head = f"HTTP {status} {reason}".strip()
+    parts = [head] + [f"{name}: {value!r}" if name == "body" else f"{name}: {value}" for name, value in shown.items()]
+    detail = "; ".join(parts)
+    details = {"status": str(status), "reason": reason}
+    details.update({_PLACEHOLDERS[name]: value for name, value in shown.items()})
+    ending = Ending(code=1006, cause=cause, initiator="remote", detail=detail, details=details)
+    return HandshakeError(
+        ending,
+        f"server rejected WebSocket connection: {detail} [{cause}]",
+        status=status,
+        headers=response.headers,
+        body=response.body,
     )
 
 
@@ -175,6 +339,11 @@ class ClientHandshake:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_size)
         self._response: h11.Response | h11.InformationalResponse | None = None
         self._body = bytearray()
+        self._first = True
+        self._prefix = b""
+        # Called once the head of a non-101 response has arrived: the caller then waits
+        # only a short while for its body, which exists to say why the upgrade was refused.
+        self.on_head: Callable[[], None] | None = None
 
     def request_bytes(self) -> bytes:
         headers: list[tuple[str, str]] = [
@@ -200,12 +369,35 @@ class ClientHandshake:
         try:
             return self._h11.send(h11.Request(method="GET", target=self.uri.resource, headers=headers))
         except h11.LocalProtocolError as exc:
-            raise ValueError(f"cannot build the upgrade request: {exc}") from None
+            raise ValueError(redact_text(f"cannot build the upgrade request: {exc}")) from None
 
     def receive_data(self, data: bytes) -> Response | None:
-        """Feed response bytes; returns the Response once it is complete."""
-        self._h11.receive_data(data)
+        """Feed response bytes; returns the Response once it is complete.
+
+        A TLS record as the first bytes means the URL says ws:// but the port speaks TLS:
+        that is reported as such (``http.tls_port``), not as malformed HTTP.
+        """
+        if self._first:
+            # Hold the first bytes back until three of them tell TLS from HTTP.
+            self._prefix += data
+            if len(self._prefix) < 3:
+                return None
+            self._first = False
+            data, self._prefix = self._prefix, b""
+            if looks_like_tls(data):
+                raise tls_port_failure(f"the server answered with a TLS record ({data[:3].hex(' ')}), not HTTP")
+        if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
+            self._h11.receive_data(data)
         return self._next()
+
+    @property
+    def head_received(self) -> bool:
+        """True once the status line and headers of the final response have arrived."""
+        return self._response is not None
+
+    def partial(self) -> Response | None:
+        """The response so far (head and the body received), for a body that never ends."""
+        return self._build() if self._response is not None else None
 
     def receive_eof(self) -> Response | None:
         """The server closed the connection: a body read until EOF is now complete."""
@@ -230,8 +422,12 @@ class ClientHandshake:
                 continue  # 100 Continue and friends are not for us
             if isinstance(event, h11.Response):
                 self._response = event
+                if self.on_head is not None:
+                    self.on_head()
             elif isinstance(event, h11.Data):
                 self._body += event.data[: MAX_BODY - len(self._body)]
+                if len(self._body) >= MAX_BODY:
+                    return self._build()  # enough to explain the refusal; the rest is not read
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 return self._build()
             elif event is h11.NEED_DATA:
@@ -254,8 +450,7 @@ class ClientHandshake:
     def validate(self, response: Response) -> Accepted:
         """Check the response against RFC 6455 4.1; raise with the precise cause otherwise."""
         if response.status != 101:
-            reason = response.reason or _phrase(response.status)
-            raise _client_failure("handshake.status", f"HTTP {response.status} {reason}".strip(), response)
+            raise status_failure(response)
         if not _has_token(response.get_all("upgrade"), "websocket"):
             raise _client_failure(
                 "handshake.no_upgrade",
@@ -339,9 +534,35 @@ class ServerHandshake:
         # holds its bytes until the head is complete, None once h11 has taken over.
         self._head: bytearray | None = bytearray()
         self._fast = False
+        self._first = True
+        self._prefix = b""
 
     def receive_data(self, data: bytes) -> Request | None:
-        """Feed request bytes; returns the Request once its head is complete."""
+        """Feed request bytes; returns the Request once its head is complete.
+
+        A TLS ClientHello as the first bytes is a client that dialled wss:// to this
+        plain port: it is reported as such, and the server closes without an HTTP
+        answer, which a TLS client could not read anyway.
+        """
+        if self._first:
+            # Hold the first bytes back until three of them tell TLS from HTTP.
+            self._prefix += data
+            if len(self._prefix) < 3:
+                return None
+            self._first = False
+            data, self._prefix = self._prefix, b""
+            if looks_like_tls(data):
+                raise HandshakeFailed(
+                    400,
+                    "",
+                    Ending(
+                        code=1015,
+                        cause="tls.plain_port",
+                        initiator="remote",
+                        detail=f"the client sent a TLS record ({data[:3].hex(' ')}) to this plain port",
+                    ),
+                    answer=False,
+                )
         head = self._head
         if head is not None:
             start = max(len(head) - 3, 0)
@@ -356,7 +577,8 @@ class ServerHandshake:
             # Not the simple shape, or not a head at all: h11 reads everything from here.
             self._head = None
             data = bytes(head)
-        self._parser().receive_data(data)
+        if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
+            self._parser().receive_data(data)
         return self._next()
 
     def _parser(self) -> h11.Connection:
@@ -381,9 +603,10 @@ class ServerHandshake:
         return Request("GET", target, headers, "1.1")
 
     def receive_eof(self) -> Request | None:
-        if self._head is not None:
-            head, self._head = bytes(self._head), None
-            self._parser().receive_data(head)
+        pending = self._prefix + (bytes(self._head) if self._head is not None else b"")
+        self._prefix, self._head = b"", None
+        if pending:
+            self._parser().receive_data(pending)
         self._parser().receive_data(b"")
         return self._next(eof=True)
 
@@ -461,7 +684,7 @@ class ServerHandshake:
         keys = request.get_all("sec-websocket-key")
         try:
             valid_key = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and non-ASCII text (decoded as latin-1 from the wire)
             valid_key = False
         if not valid_key:
             raise _server_failure(400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes")

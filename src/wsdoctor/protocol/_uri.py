@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wsdoctor.protocol._errors import WebSocketError
+from wsdoctor.protocol._redact import redact_url
 
 __all__ = ["WSURI", "InvalidURI", "parse_uri"]
 
@@ -20,7 +21,7 @@ class WSURI:
     host: str
     port: int
     resource: str
-    user_info: tuple[str, str] | None = None
+    user_info: tuple[str, str] | None = field(default=None, repr=False)  # a password: never in a repr
 
     @property
     def host_header(self) -> str:
@@ -35,21 +36,22 @@ class WSURI:
 
 def parse_uri(uri: str) -> WSURI:
     """Parse and check a WebSocket URI; raise :class:`InvalidURI` with a hint otherwise."""
+    shown = redact_url(uri)  # what error messages quote: never the password
     try:
         parsed = urllib.parse.urlsplit(uri)
         port = parsed.port
     except ValueError as exc:
-        raise InvalidURI(f"{uri!r} is not a valid URI: {exc}") from None
+        raise InvalidURI(f"{shown!r} is not a valid URI: {exc}") from None
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
         hint = "ws" if scheme == "http" else "wss"
-        raise InvalidURI(f"{uri!r} is an HTTP URL: use {hint}:// for a WebSocket")
+        raise InvalidURI(f"{shown!r} is an HTTP URL: use {hint}:// for a WebSocket")
     if scheme not in ("ws", "wss"):
-        raise InvalidURI(f"{uri!r} is not a WebSocket URI: it must start with ws:// or wss://")
+        raise InvalidURI(f"{shown!r} is not a WebSocket URI: it must start with ws:// or wss://")
     if not parsed.hostname:
-        raise InvalidURI(f"{uri!r} has no host")
+        raise InvalidURI(f"{shown!r} has no host")
     if parsed.fragment or uri.endswith("#"):
-        raise InvalidURI(f"{uri!r} has a fragment, which a WebSocket URI must not have (RFC 6455 3)")
+        raise InvalidURI(f"{shown!r} has a fragment, which a WebSocket URI must not have (RFC 6455 3)")
     secure = scheme == "wss"
     host = parsed.hostname
     try:
@@ -58,7 +60,7 @@ def parse_uri(uri: str) -> WSURI:
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise InvalidURI(f"{uri!r} has a host name that cannot be encoded") from None
+            raise InvalidURI(f"{shown!r} has a host name that cannot be encoded") from None
     resource = parsed.path or "/"
     if parsed.query:
         resource += "?" + parsed.query

@@ -1,1 +1,0 @@
-"""wsdoctor.broadcast."""

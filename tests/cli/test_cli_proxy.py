@@ -1,0 +1,140 @@
+"""check and connect through proxies and redirects, and the retry flag in explain and the reference."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pproxy
+import pytest
+from click.testing import CliRunner
+
+import wsdoctor
+from wsdoctor import WebSocketConnection
+from wsdoctor.cli import main
+from wsdoctor.protocol._handshake import Request
+
+HOST = "127.0.0.1"
+
+
+async def echo(ws: WebSocketConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    return env | extra
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def wsdoctor_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsdoctor",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env or clean_env(),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def proxy_port() -> AsyncIterator[int]:
+    handle = await pproxy.Server(f"http://{HOST}:0").start_server(
+        {"rserver": [], "verbose": lambda *args: None, "authtime": -1}
+    )
+    yield handle.sockets[0].getsockname()[1]
+    handle.close()
+
+
+@pytest.fixture
+async def echo_url() -> AsyncIterator[str]:
+    async with wsdoctor.serve(echo, HOST, 0) as server:
+        yield f"ws://{HOST}:{server.port_number}/"
+
+
+async def test_check_through_a_proxy(echo_url: str, proxy_port: int) -> None:
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--proxy", f"http://{HOST}:{proxy_port}", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True
+    assert [s["name"] for s in data["steps"]] == ["dns", "tcp", "proxy", "http", "negotiate", "ping", "close"]
+    proxy = data["steps"][2]["details"]
+    assert proxy["source"] == "argument" and proxy["answer"].startswith("200")
+
+    code, out, _ = await wsdoctor_cli("check", echo_url, env=clean_env(HTTP_PROXY=f"http://{HOST}:{proxy_port}"))
+    assert code == 0
+    assert "Proxy: ok" in out
+    assert f"http://{HOST}:{proxy_port} (from HTTP_PROXY) answered 200" in " ".join(out.split())
+
+
+async def test_check_proxy_failures_and_bypass(echo_url: str) -> None:
+    dead = f"http://{HOST}:{closed_port()}"
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--json", env=clean_env(HTTP_PROXY=dead))
+    assert code == 10 and json.loads(out)["ending"]["cause"] == "proxy.refused"
+
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--no-proxy", env=clean_env(HTTP_PROXY=dead))
+    assert code == 0
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--proxy", "", env=clean_env(HTTP_PROXY=dead))
+    assert code == 0
+
+    code, out, _ = await wsdoctor_cli("check", echo_url, env=clean_env(HTTP_PROXY=dead, NO_PROXY=HOST))
+    assert code == 0
+    assert f"HTTP_PROXY is set but NO_PROXY={HOST} bypasses it: dialling directly" in " ".join(out.split())
+
+
+def test_bad_proxy_url_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["check", "ws://h/", "--proxy", "ftp://proxy:21"])
+    assert result.exit_code == 2 and "proxy scheme" in result.output
+
+
+async def test_check_shows_redirects() -> None:
+    def moved(ws: WebSocketConnection, request: Request) -> object:
+        if request.target in ("/old", "/loop"):
+            return 302, [("Location", "/new" if request.target == "/old" else "/loop")], ""
+        return None
+
+    async with wsdoctor.serve(echo, HOST, 0, process_request=moved) as server:
+        base = f"ws://{HOST}:{server.port_number}"
+        code, out, _ = await wsdoctor_cli("check", base + "/old")
+        loop_code, loop_out, _ = await wsdoctor_cli("check", base + "/loop", "--max-redirects", "2", "--json")
+    assert loop_code == 11
+    loop = json.loads(loop_out)
+    assert loop["ending"]["cause"] == "redirect.too_many"
+    assert [s["name"] for s in loop["steps"]].count("redirect") == 3
+    assert code == 0
+    assert "Redirect: ok" in out and f"302 Found Location: /new -> {base}/new" in out
+
+
+async def test_connect_through_a_proxy(echo_url: str, proxy_port: int) -> None:
+    code, out, _ = await wsdoctor_cli("connect", echo_url, "--proxy", f"http://{HOST}:{proxy_port}", stdin=b"through\n")
+    assert code == 0 and out.splitlines()[0] == "through"
+
+
+def test_explain_and_reference_say_whether_a_code_is_retried(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["explain", "1012"])
+    assert "Retried on reconnect: yes (transient)" in result.output
+    result = CliRunner().invoke(main, ["explain", "1008", "--lang", "es"])
+    assert "Se reintenta al reconectar: no (permanente)" in result.output
+    result = CliRunner().invoke(main, ["explain", "1013", "--json"])
+    assert json.loads(result.output)["retry"] is True
+    result = CliRunner().invoke(main, ["reference", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "Retried on reconnect</dt><dd>yes (transient)" in (tmp_path / "en" / "1001.html").read_text()
+    assert "Se reintenta al reconectar</dt><dd>no (permanente)" in (tmp_path / "es" / "1002.html").read_text()

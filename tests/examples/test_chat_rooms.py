@@ -1,0 +1,61 @@
+"""The Starlette chat example, on uvicorn with wsdoctor: one server, then two sharing rooms on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import websockets
+
+from redis_servers import RedisServer
+from uvicorn_servers import uvicorn_running
+
+EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "chat_rooms.py"
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("chat_rooms_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_rooms_on_one_server() -> None:
+    app = load_example().create_app()
+    async with asyncio.timeout(20), uvicorn_running(app) as server:
+        ana = await websockets.connect(server.url("/rooms/blue?nick=ana"))
+        bo = await websockets.connect(server.url("/rooms/blue?nick=bo"))
+        cy = await websockets.connect(server.url("/rooms/red?nick=cy"))
+        await asyncio.sleep(0.1)
+        await ana.send("hola")
+        assert await ana.recv() == "ana: hola"
+        assert await bo.recv() == "ana: hola"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(cy.recv(), 0.3)
+        await bo.close()
+        await asyncio.sleep(0.1)
+        assert len(app.state.hub.members("blue")) == 1
+        for ws in (ana, cy):
+            await ws.close()
+
+
+async def test_rooms_across_two_servers_on_redis(redis_server: RedisServer) -> None:
+    example = load_example()
+    app_a, app_b = example.create_app(redis_server.url), example.create_app(redis_server.url)
+    async with asyncio.timeout(30), uvicorn_running(app_a) as a, uvicorn_running(app_b) as b:
+        ana = await websockets.connect(a.url("/rooms/blue?nick=ana"))
+        bo = await websockets.connect(b.url("/rooms/blue?nick=bo"))
+        await asyncio.sleep(0.1)
+        await app_a.state.hub.sync()
+        await app_b.state.hub.sync()
+        await bo.send("hello from server b")
+        assert await ana.recv() == "bo: hello from server b"
+        assert await bo.recv() == "bo: hello from server b"
+        for ws in (ana, bo):
+            await ws.close()
+        await app_a.state.hub.close()
+        await app_b.state.hub.close()
