@@ -23,6 +23,7 @@ async def run_wsdoctor(port: int) -> None:
     import wsdoctor
 
     conns: set[Any] = set()
+    fan_out_at_once = getattr(wsdoctor, "broadcast", None)
 
     async def echo(ws: Any) -> None:
         async for message in ws:
@@ -32,8 +33,11 @@ async def run_wsdoctor(port: int) -> None:
         conns.add(ws)
         try:
             async for message in ws:
-                for peer in list(conns):
-                    await peer.send(message)
+                if fan_out_at_once is not None:
+                    fan_out_at_once(conns, message)  # wsdoctor.broadcast: one frame, written to each
+                else:  # an older tree (bench/suite.py --base) without wsdoctor.broadcast
+                    for peer in list(conns):
+                        await peer.send(message)
         finally:
             conns.discard(ws)
 
@@ -62,11 +66,7 @@ async def run_wsdoctor_listener(port: int) -> None:
     async def fan_out(ws: Any) -> None:
         conns.add(ws)
 
-        def deliver(message: Any) -> None:
-            for peer in list(conns):
-                peer.send_now(message)
-
-        ws.listen(deliver)
+        ws.listen(lambda message: wsdoctor.broadcast(conns, message))
         try:
             await ws.wait_closed()
         finally:
