@@ -395,8 +395,14 @@ def main() -> None:
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeat):
         for name in names:
-            for row, value in measure_server(name, rows, args.seconds, not args.asyncio).items():
+            try:
+                measured = measure_server(name, rows, args.seconds, not args.asyncio)
+            except Exception as exc:  # one broken round should not lose the others
+                print(f"{name}: round failed: {exc!r}", file=sys.stderr, flush=True)
+                continue
+            for row, value in measured.items():
                 results.setdefault((name, row), []).append(value)
+            print(f"{name}: {measured}", file=sys.stderr, flush=True)
     print(header(args, "server CPU per unit"))
     shown = [n for n in names if any((n, r) in results for r in [*rows, "handshake"])]
     extra = " before / picows |" if args.base else ""
