@@ -13,8 +13,11 @@ from wsdoctor.knowledge import (
     LANGS,
     CloseCode,
     all_entries,
+    cause_code,
     cause_ids,
+    causes_for,
     compare,
+    describe_cause,
     explain,
     explain_cause,
     is_sendable,
@@ -273,3 +276,48 @@ def test_cause_text_and_explanation_carry_the_retry_flag() -> None:
     assert explain_cause("tls.expired", "es").retry is False
     assert explain_cause("closed.by_peer").retry == "code"
     assert explain(1012).retry and not explain(1008).retry
+
+
+# ------------------------------------------------------- causes and their codes
+
+# Causes that only say who closed: the ending carries the Close frame's own code.
+ANY_CODE = {"closed.by_peer", "closed.locally"}
+
+
+def test_every_cause_has_a_close_code() -> None:
+    """codes.json gives every cause in en.json its code; add one there for each new cause."""
+    codes = data("codes.json")["causes"]
+    assert isinstance(codes, dict)
+    missing = [c for c in cause_ids() if c not in codes]
+    assert not missing, f"add to codes.json 'causes': {missing}"
+    assert not set(codes) - set(cause_ids()), "codes.json names causes that have no text"
+    for cause in cause_ids():
+        code = codes[cause]["code"]
+        if cause in ANY_CODE or codes[cause].get("ends") is False:
+            assert code is None, cause
+        else:
+            assert isinstance(code, int) and 1000 <= code <= 4999, cause
+            assert cause_code(cause) == code
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_cause_can_be_described(lang: str) -> None:
+    for cause in cause_ids():
+        entry = describe_cause(cause, lang)
+        assert entry.summary and entry.when and entry.fix, cause
+        assert "{" not in entry.summary + entry.fix, cause
+        if entry.code is not None:
+            assert entry.name == explain(entry.code, lang).name
+    with pytest.raises(KeyError):
+        describe_cause("tls.nonexistent")
+    assert describe_cause("tls.expired").code == 1015
+    assert "TLS" in describe_cause("tls.expired").when
+    assert "tls.expired" in causes_for(1015) and "tls.expired" not in causes_for(1006)
+    assert causes_for(4001) == ()
+
+
+def test_compare_lists_only_differences() -> None:
+    assert compare(1000, 1000).differences == ()
+    assert [aspect for aspect, _, _ in compare(4000, 4001).differences] == ["Code"]
+    for aspect, x, y in compare(1006, 1015).differences + compare(1000, 1001).differences:
+        assert x != y, aspect

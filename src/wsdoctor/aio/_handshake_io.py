@@ -40,7 +40,8 @@ class _Receiver(Generic[T]):
         except Exception as exc:  # the parser's own typed errors, passed to the awaiting task
             self.fut.set_exception(exc)
             return
-        if result is not None:
+        if result is not None and not self.fut.done():
+            # done() again: a Ctrl-C may have cancelled the waiting task while the parser ran.
             self.fut.set_result(result)
 
 

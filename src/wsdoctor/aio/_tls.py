@@ -49,14 +49,14 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from wsdoctor.aio._scheme import answers_http
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import TLSHandshakeError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "CertInfo",
@@ -97,6 +97,8 @@ class TLSInfo:
 
 
 def _cn(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if attrs:
         value = attrs[0].value
@@ -104,18 +106,24 @@ def _cn(name: x509.Name) -> str:
     return name.rfc4514_string()
 
 
+# Extended key usages by OID (RFC 5280 4.2.1.12), so that naming them needs no import.
 _PURPOSES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
-    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
-    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
-    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection",
+    "1.3.6.1.5.5.7.3.8": "timeStamping",
+    "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    "2.5.29.37.0": "anyExtendedKeyUsage",
 }
 
 
 def describe_certificate(der: bytes) -> CertInfo:
+    # cryptography costs tens of milliseconds to import: pay it only when a certificate
+    # must be read (a failed handshake to explain, or check's TLS step), not at import.
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []
     try:
@@ -136,7 +144,7 @@ def describe_certificate(der: bytes) -> CertInfo:
         has_aia = False
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        purposes = tuple(_PURPOSES.get(oid, oid.dotted_string) for oid in eku)
+        purposes = tuple(_PURPOSES.get(oid.dotted_string, oid.dotted_string) for oid in eku)
     except x509.ExtensionNotFound:
         purposes = ()
     return CertInfo(

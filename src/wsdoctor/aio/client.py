@@ -34,11 +34,13 @@ from wsdoctor.aio._tls import classify_closed_after_handshake, start_client_tls,
 from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.knowledge import is_transient
+from wsdoctor.protocol._arguments import check_extension_names, check_headers, check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, ExtensionParamsError, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import (
     DialError,
     HandshakeError,
+    InvalidOption,
     NegotiationError,
     TLSHandshakeError,
     WebSocketError,
@@ -90,16 +92,16 @@ def _client_cert_context(
 ) -> ssl_module.SSLContext:
     """A default client context presenting ``cert``; refused before any socket opens."""
     if not secure:
-        raise ValueError("client_cert= was given for a ws:// URI; client certificates need wss://")
+        raise InvalidOption("client_cert= was given for a ws:// URI; client certificates need wss://")
     if ssl is not None:
-        raise ValueError("pass client_cert= without ssl=, or call ssl.load_cert_chain(cert, key) on your context")
+        raise InvalidOption("pass client_cert= without ssl=, or call ssl.load_cert_chain(cert, key) on your context")
     if cert is None:
-        raise ValueError("client_key= needs client_cert=")
+        raise InvalidOption("client_key= needs client_cert=")
     context = ssl_module.create_default_context()
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl_module.SSLError) as exc:
-        raise ValueError(f"cannot load the client certificate {os.fspath(cert)!r}: {exc}") from None
+        raise InvalidOption(f"cannot load the client certificate {os.fspath(cert)!r}: {exc}") from None
     return context
 
 
@@ -230,24 +232,29 @@ class connect:
         trace: TraceCallback | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
+        # Every argument is checked here, when connect() is called: a bad one raises a
+        # WebSocketError that is also a ValueError, before any DNS lookup or socket.
         if compression not in ("deflate", None):
-            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+            raise InvalidOption(f"compression must be 'deflate' or None, not {compression!r}")
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if ssl is not None and not self.wsuri.secure:
-            raise ValueError("ssl= was given for a ws:// URI; use wss:// for TLS")
+            raise InvalidOption("ssl= was given for a ws:// URI; use wss:// for TLS")
         if client_cert is not None or client_key is not None:
             ssl = _client_cert_context(self.wsuri.secure, ssl, client_cert, client_key)
         self.ssl = ssl
         self.tls_min_version = tls_min_version
         self.server_hostname = server_hostname
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
-        self.require_extensions = list(require_extensions)
+        self.require_extensions = check_extension_names(require_extensions)
         if self.require_extensions and self.deflate is None and "permessage-deflate" in self.require_extensions:
-            raise ValueError("permessage-deflate is required but compression=None does not offer it")
-        self.subprotocols = list(subprotocols)
-        self.extra_headers = list(extra_headers)
+            raise InvalidOption("permessage-deflate is required but compression=None does not offer it")
+        self.subprotocols = check_subprotocols(subprotocols)
+        self.extra_headers = check_headers(extra_headers, origin=origin, has_user_info=self.wsuri.user_info is not None)
         self.origin = origin
+        # A User-Agent among the extra headers replaces the default one instead of adding a second.
+        if any(name.lower() == "user-agent" for name, _ in self.extra_headers):
+            user_agent = None
         self.user_agent = user_agent
         self.trace = trace
         self.proxy = proxy
@@ -774,6 +781,7 @@ class connect:
         ws.subprotocol = accepted.subprotocol
         ws.extensions = negotiated
         ws.response_headers = response.headers
+        ws.request_headers = handshake.request_headers
         ws.path = wsuri.resource
         missing = [name for name in self.require_extensions if name not in negotiated]
         ws.attach(core, handshake.leftover)

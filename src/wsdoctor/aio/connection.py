@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from wsdoctor.protocol._arguments import check_size, check_timeout
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
@@ -74,6 +75,18 @@ class Limits:
     max_frame_size: int | None = None
     max_queue: int | None = 16
     write_limit: int = 1 << 16
+
+    def __post_init__(self) -> None:
+        # Checked when connect() or serve() is called, before any socket opens: a NaN
+        # timeout or a negative size would otherwise fail much later, far from its cause.
+        check_timeout("open_timeout", self.open_timeout)
+        check_timeout("close_timeout", self.close_timeout, allow_zero=True)
+        check_timeout("ping_interval", self.ping_interval, optional=True)
+        check_timeout("ping_timeout", self.ping_timeout, optional=True)
+        check_size("max_size", self.max_size, optional=True)
+        check_size("max_frame_size", self.max_frame_size, optional=True)
+        check_size("max_queue", self.max_queue, optional=True)
+        check_size("write_limit", self.write_limit, minimum=0)
 
     def new_connection(self, *, is_client: bool, logger: logging.Logger) -> WebSocketConnection:
         return WebSocketConnection(
@@ -129,6 +142,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "logger",
         "lost_error",
         "max_queue",
+        "messages_in",
+        "messages_out",
         "offered_extensions",
         "path",
         "ping_interval",
@@ -136,6 +151,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "remote_address",
         "request_headers",
         "response_headers",
+        "started",
         "subprotocol",
         "transport",
         "write_limit",
@@ -169,6 +185,10 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self.offered_extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
         self.ending_logged = False
         self.remote_address: Any = None
+        # For the one-line log of each connection: two integers, no per-message object.
+        self.messages_in = 0
+        self.messages_out = 0
+        self.started = time.monotonic()
         self._loop = asyncio.get_running_loop()
         self._messages: collections.deque[Data] = collections.deque()
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -234,6 +254,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             listener = self._listener
             for event in events:
                 if type(event) is bytes or type(event) is str:
+                    self.messages_in += 1
                     if listener is None:
                         messages.append(event)
                     elif not self._deliver(listener, event):
@@ -393,6 +414,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             data = core.send_text(message)
         else:
             raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        self.messages_out += 1
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
@@ -417,6 +439,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             data = core.send_text(message)
         else:
             raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
+        self.messages_out += 1
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
@@ -472,6 +495,7 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             raise ValueError("send_fragments() needs at least one fragment")
         text = isinstance(fragments[0], str)
         opcode = 1 if text else 2
+        self.messages_out += 1
         last = len(fragments) - 1
         self._fragmenting = True
         try:

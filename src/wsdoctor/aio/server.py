@@ -17,6 +17,7 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -25,9 +26,10 @@ from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio._tls import classify_server_tls_error
 from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
+from wsdoctor.protocol._arguments import check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import ConnectionClosed
+from wsdoctor.protocol._errors import ConnectionClosed, InvalidOption
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
 from wsdoctor.protocol._headers import ExtensionItem
 
@@ -89,7 +91,9 @@ class Server:
         sock: socket.socket | None = None,
     ) -> None:
         if compression not in ("deflate", None):
-            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+            raise InvalidOption(f"compression must be 'deflate' or None, not {compression!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidOption(f"port must be an integer from 0 to 65535 (0 picks a free one), not {port!r}")
         self.handler = handler
         self.host = host
         self._port = port
@@ -97,7 +101,7 @@ class Server:
         if ssl is not None:
             enforce_tls_minimum(ssl, tls_min_version)
         self.deflate = (deflate or DeflateConfig()) if compression == "deflate" else None
-        self.subprotocols = list(subprotocols)
+        self.subprotocols = check_subprotocols(subprotocols)
         self.origins = None if origins is None else list(origins)
         self.process_request = process_request
         self.extra_headers = list(extra_headers)
@@ -507,9 +511,17 @@ class Server:
             transport.close()
         if ending is not None:
             # A request answered with a success status (a page, a health check) is not a failure.
-            self._log_ending(ws, ending, logging.INFO if status < 400 else None)
+            self._log_ending(ws, ending, logging.INFO if status < 400 else None, http_status=status)
 
-    def _log_ending(self, ws: WebSocketConnection, ending: Ending, level: int | None = None) -> None:
+    def _log_ending(
+        self, ws: WebSocketConnection, ending: Ending, level: int | None = None, *, http_status: int | None = None
+    ) -> None:
+        """Log how a connection ended, once; the record carries what a log line needs.
+
+        ``record.ending``, ``peer`` and ``path``; ``duration`` (seconds since accept),
+        ``messages_in`` and ``messages_out``; ``http_status`` when the upgrade was answered
+        with a plain HTTP response instead (a rejection, or ``process_request``'s answer).
+        """
         if ws.ending_logged:
             return
         ws.ending_logged = True
@@ -522,7 +534,15 @@ class Server:
             _format_peer(ws.remote_address),
             ws.path,
             ending,
-            extra={"ending": ending, "peer": ws.remote_address, "path": ws.path},
+            extra={
+                "ending": ending,
+                "peer": ws.remote_address,
+                "path": ws.path,
+                "duration": time.monotonic() - ws.started,
+                "messages_in": ws.messages_in,
+                "messages_out": ws.messages_out,
+                "http_status": http_status,
+            },
         )
 
 

@@ -7,20 +7,23 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.client import Step
-from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
-from wsdoctor.cli._render import render_ending
+from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._options import (
+    MAX_SIZE_OPTION,
+    ORIGIN_OPTION,
+    dial_options,
+    max_redirects,
+    parse_headers,
+    proxy_setting,
+    ssl_for,
+    validate_url,
+)
+from wsdoctor.cli._render import make_console, print_table, render_ending, ui
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code, run_check
-from wsdoctor.knowledge import _texts
-
-
-def ui(lang: str) -> dict[str, Any]:
-    """The command's own words in ``lang`` (kept with the registry's texts)."""
-    words: dict[str, Any] = _texts(lang)["labels"]["ui"]
-    return words
 
 
 def title(step: Step, lang: str) -> str:
@@ -41,9 +44,11 @@ Exit status: {", ".join(f"{v} {k}" for k, v in EXIT_CODES.items())}
 """
 
 
-def describe(step: Step) -> str:
-    """One line of details for a step, as a person wants to read it."""
+def describe(step: Step, lang: str = "en") -> str:
+    """One line of details for a step, as a person wants to read it, in ``lang``."""
     d = step.details
+    words = ui(lang)
+    say: dict[str, str] = words["describe"]
     if not step.ok and step.name == "http" and d.get("status") is not None and d.get("status") != 101:
         # A refusal: the status and the values that say what to do, on the step line itself.
         shown = d.get("shown") or {}
@@ -53,63 +58,69 @@ def describe(step: Step) -> str:
         for key in ("error", "missing", "cause"):
             if key in d:
                 value = d[key]
-                return f"missing: {', '.join(value)}" if key == "missing" else str(value)
+                return say["missing"].format(names=", ".join(value)) if key == "missing" else str(value)
         return ""
     if step.name == "proxy":
         if d.get("bypassed"):
-            return f"{d['bypassed']} is set but {d.get('no_proxy', 'NO_PROXY')} bypasses it: dialling directly"
+            return say["proxy_bypassed"].format(variable=d["bypassed"], no_proxy=d.get("no_proxy", "NO_PROXY"))
         source = d.get("source", "")
-        origin = "--proxy" if source == "argument" else source
-        return f"{d.get('proxy', '')} (from {origin}) answered {d.get('answer', '')} for {d.get('target', '')}"
+        return say["proxy"].format(
+            proxy=d.get("proxy", ""),
+            origin="--proxy" if source == "argument" else source,
+            answer=d.get("answer", ""),
+            target=d.get("target", ""),
+        )
     if step.name == "redirect":
         return f"{d.get('status')} {d.get('reason', '')} Location: {d.get('location')} -> {d.get('to')}"
     if step.name == "dns":
-        via = " (the proxy)" if d.get("via") == "proxy" else ""
+        via = say["via_proxy"] if d.get("via") == "proxy" else ""
         return ", ".join(d.get("addresses", [])) + via
     if step.name == "tcp":
-        via = " (the proxy)" if d.get("via") == "proxy" else ""
-        return f"connected to {d.get('peer', '')}{via}"
+        via = say["via_proxy"] if d.get("via") == "proxy" else ""
+        return say["connected_to"].format(peer=d.get("peer", "")) + via
     if step.name == "tls":
         parts = [f"{d.get('version', '')} {d.get('cipher', '')}".strip()]
         chain = d.get("chain") or ()
         if chain:
             leaf = chain[0]
-            parts.append(f"subject {leaf.subject}")
-            parts.append(f"names {', '.join(leaf.names)}")
-            parts.append(f"issuer {leaf.issuer}")
-            parts.append(f"valid {leaf.not_before:%Y-%m-%d} to {leaf.not_after:%Y-%m-%d}")
-            parts.append(f"{len(chain)} certificate{'s' if len(chain) != 1 else ''} sent")
+            parts.append(say["subject"].format(value=leaf.subject))
+            parts.append(say["names"].format(value=", ".join(leaf.names)))
+            parts.append(say["issuer"].format(value=leaf.issuer))
+            parts.append(say["valid"].format(start=f"{leaf.not_before:%Y-%m-%d}", end=f"{leaf.not_after:%Y-%m-%d}"))
+            parts.append(say["chain"].format(count=len(chain)))
         return "; ".join(p for p in parts if p)
     if step.name == "http":
         headers = d.get("headers") or []
         ext = next((v for k, v in headers if k.lower() == "sec-websocket-extensions"), None)
         text = f"{d.get('status')} {d.get('reason', '')}".strip()
-        return text + (f"; Sec-WebSocket-Extensions: {ext}" if ext else "; no Sec-WebSocket-Extensions")
+        return text + (f"; Sec-WebSocket-Extensions: {ext}" if ext else f"; {say['no_extensions']}")
     if step.name == "negotiate":
-        ext = ", ".join(d.get("extensions") or []) or "none"
-        offered = d.get("offered") or "nothing"
-        required = ", ".join(d.get("required") or []) or "nothing"
-        sub = d.get("subprotocol") or "none"
-        asked = ", ".join(d.get("subprotocols_offered") or []) or "none"
-        return f"extensions: {ext} (offered: {offered}; required: {required}); subprotocol: {sub} (offered: {asked})"
+        return say["negotiated"].format(
+            extensions=", ".join(d.get("extensions") or []) or words["none_feminine"],
+            offered=d.get("offered") or words["nothing"],
+            required=", ".join(d.get("required") or []) or words["nothing"],
+            subprotocol=d.get("subprotocol") or words["none"],
+            asked=", ".join(d.get("subprotocols_offered") or []) or words["none"],
+        )
     if step.name == "ping":
-        return f"round trip {d.get('rtt_ms', 0):.2f} ms"
+        return say["round_trip"].format(ms=f"{d.get('rtt_ms', 0):.2f}")
     if step.name == "close":
-        return f"sent {d.get('sent')}, received {d.get('received')}"
+        return say["close"].format(sent=d.get("sent"), received=d.get("received"))
     return ""
 
 
 def render_result(console: Console, result: CheckResult, lang: str = "en") -> None:
     words = ui(lang)
-    table = Table(title=f"wsdoctor check {result.url}", title_justify="left", show_lines=False)
-    table.add_column(words["step"])
-    table.add_column(words["result"])
-    table.add_column(words["time"], justify="right")
-    table.add_column(words["details"], overflow="fold")
+    rows: list[list[str | Text]] = []
     for step in result.steps:
-        mark = f"[green]{words['ok']}[/green]" if step.ok else f"[bold red]{words['failed']}[/bold red]"
-        table.add_row(title(step, lang), mark, f"{step.ms:.1f} ms", describe(step))
-    console.print(table)
+        mark = Text(words["ok"], style="green") if step.ok else Text(words["failed"], style="bold red")
+        rows.append([title(step, lang), mark, f"{step.ms:.1f} ms", describe(step, lang)])
+    print_table(
+        console,
+        [words["step"], words["result"], words["time"], words["details"]],
+        rows,
+        title=f"wsdoctor check {result.url}",
+    )
     if result.ending is not None and not result.ok:
         render_ending(console, result.ending, lang)
     elif result.ok:
@@ -119,7 +130,9 @@ def render_result(console: Console, result: CheckResult, lang: str = "en") -> No
 @click.command(epilog=EPILOG)
 @click.argument("url", callback=validate_url)
 @dial_options
-@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@MAX_SIZE_OPTION
+@ORIGIN_OPTION
+@LANG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def check(
     url: str,
@@ -131,6 +144,8 @@ def check(
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
     timeout: float,
+    max_size: int,
+    origin: str | None,
     lang: str,
     as_json: bool,
 ) -> None:
@@ -142,7 +157,7 @@ def check(
     """
     context = ssl_for(url, ca, insecure, cert, key)
     header_list = parse_headers(headers)
-    console = Console(highlight=False)
+    console = make_console()
 
     status: Any = None
     if not as_json and console.is_terminal:
@@ -156,7 +171,7 @@ def check(
             status.update(f"{title(step, lang)} ...")
         else:
             mark = ui(lang)["ok"] if step.ok else ui(lang)["failed"]
-            console.print(f"{title(step, lang)}: {mark} ({step.ms:.1f} ms) {describe(step)}", markup=False)
+            console.print(f"{title(step, lang)}: {mark} ({step.ms:.1f} ms) {describe(step, lang)}", markup=False)
 
     try:
         result = run(
@@ -169,6 +184,8 @@ def check(
                 timeout=timeout,
                 proxy=proxy_setting(),
                 max_redirects=max_redirects(),
+                max_size=max_size,
+                origin=origin,
                 on_step=on_step,
             )
         )

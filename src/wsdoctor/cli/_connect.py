@@ -1,141 +1,344 @@
-"""``wsdoctor connect URL``: an interactive client, like wscat, that explains the ending."""
+"""``wsdoctor connect URL``: an interactive client, like wscat, that explains the ending.
+
+Data goes to stdout and everything about the connection (progress, pongs, headers,
+the ending explained) to stderr, so ``wsdoctor connect URL -x query > out.txt``
+keeps only the replies. ``--jsonl`` turns stdout into one JSON object per line for
+scripts: one per received message, one for the ending.
+
+On a terminal, lines are read with the standard library's ``readline`` (line
+editing and history with the arrow keys, no extra dependency); elsewhere stdin is
+read line by line until end of input.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import click
 from rich.console import Console
 
 from wsdoctor.aio._run import run
+from wsdoctor.aio.client import Step
 from wsdoctor.aio.client import connect as ws_connect
 from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.cli._options import dial_options, max_redirects, parse_headers, proxy_setting, ssl_for, validate_url
-from wsdoctor.cli._render import render_ending
+from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._options import (
+    MAX_SIZE_OPTION,
+    ORIGIN_OPTION,
+    dial_options,
+    max_redirects,
+    parse_headers,
+    proxy_setting,
+    ssl_for,
+    validate_url,
+)
+from wsdoctor.cli._render import make_console, render_ending, ui
+from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import ConnectionClosed, WebSocketError
+from wsdoctor.protocol._errors import ConnectionClosed, InvalidCloseCode, WebSocketError
 
-EPILOG = """\b
+EXIT_ABNORMAL = 1
+EXIT_INTERRUPTED = 130
+DIAL_STEPS = ("dns", "tcp", "tls", "http", "negotiate", "proxy", "redirect")
+
+EPILOG = f"""\b
 Examples:
   wsdoctor connect ws://127.0.0.1:8765/
-  echo hello | wsdoctor connect ws://127.0.0.1:8765/
+  wsdoctor connect ws://127.0.0.1:8765/ -x hello -x /ping --wait 2
+  echo '{{"op": "query"}}' | wsdoctor connect wss://example.com/ws --jsonl
+  wsdoctor connect wss://example.com/ws -H 'Authorization: Bearer T' --show-headers
 
 \b
-Typed lines are sent as text messages. Commands:
-  /ping                 send a Ping and print the round-trip time
-  /close [CODE [REASON]] close the connection (default 1000)
-  /binary HEX           send a binary message, e.g. /binary 00ff10
+Typed lines (or --execute messages) are sent as text messages. Commands:
+  /ping                   send a Ping and print the round-trip time
+  /close [CODE [REASON]]  close the connection (default 1000)
+  /binary HEX             send a binary message, e.g. /binary 00ff10
+  //TEXT                  send TEXT beginning with one '/', e.g. //help sends "/help"
+
+\b
+Received messages go to stdout: text as is (after "< " on a terminal), binary as
+"[binary, 3 bytes] 00 ff 10". The ending and every diagnostic go to stderr.
+
+\b
+Exit status: 0 normal closure (1000 or 1001, clean); {EXIT_ABNORMAL} the open connection
+ended otherwise; 2 usage error; when the connection could not be opened, the step
+that failed as in check ({", ".join(f"{v} {k}" for k, v in EXIT_CODES.items() if k in DIAL_STEPS)});
+{EXIT_INTERRUPTED} interrupted (Ctrl+C).
 """
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+MASK = "****"
+PROMPT = "> "
+
+
+def mask_header(name: str, value: str) -> str:
+    """The value of a header as safe to show: credentials and cookie values masked.
+
+    The authentication scheme and cookie names stay visible because they are what a
+    person debugging a rejected upgrade needs to see; the secrets never are.
+    """
+    lower = name.lower()
+    if lower not in SECRET_HEADERS:
+        return value
+    if lower in ("authorization", "proxy-authorization"):
+        scheme, sep, _ = value.partition(" ")
+        return f"{scheme} {MASK}" if sep else MASK
+    if lower == "cookie":
+        return "; ".join(f"{part.partition('=')[0].strip()}={MASK}" for part in value.split(";") if part.strip())
+    first, sep, attributes = value.partition(";")
+    return f"{first.partition('=')[0].strip()}={MASK}" + (f";{attributes}" if sep else "")
+
+
+def describe_binary(data: bytes) -> str:
+    """A binary message as a person reads it, never mistaken for a text message."""
+    return f"[binary, {len(data)} byte{'s' if len(data) != 1 else ''}] {data.hex(' ')}".rstrip()
+
+
+class Usage(Exception):
+    """A command typed wrong: shown as a one-line usage message, the session goes on."""
 
 
 class Session:
-    def __init__(self, ws: WebSocketConnection, console: Console, interactive: bool) -> None:
+    """One open connection driven by lines of input; prints what it receives."""
+
+    def __init__(self, ws: WebSocketConnection, err: Console, *, terminal: bool, jsonl: bool, lang: str) -> None:
         self.ws = ws
-        self.console = console
-        self.interactive = interactive
-        self.last_activity = time.monotonic()
+        self.words: dict[str, str] = ui(lang)["connect"]
+        self.err = err
+        self.terminal = terminal
+        self.jsonl = jsonl
+        self.started = time.monotonic()
+        self.out_lock = threading.Lock()
+        self.prompting = False  # True once input() shows the prompt: output must redraw it
 
-    async def settle(self, quiet: float = 0.5, limit: float = 10.0) -> None:
-        """At end of input, give replies in flight time to arrive before closing."""
-        start = time.monotonic()
-        while not self.ws.closed and time.monotonic() - start < limit:
-            if time.monotonic() - self.last_activity >= quiet:
-                return
-            await asyncio.sleep(0.05)
+    # -------------------------------------------------------------- output
 
-    def show(self, text: str, style: str = "") -> None:
-        if self.interactive:
-            stamp = time.strftime("%H:%M:%S")
-            self.console.print(f"[dim]{stamp}[/dim] {text}", style=style, highlight=False, markup=True)
-        else:
-            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+    def emit(self, line: str) -> None:
+        """One record on stdout, redrawing the prompt and the half-typed line on a terminal."""
+        with self.out_lock:
+            if self.prompting:
+                sys.stdout.write("\r\x1b[K" + line + "\n" + PROMPT + _line_buffer())
+            else:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def note(self, text: str, style: str = "") -> None:
+        """A diagnostic: stderr, never mixed with the data (the prompt redrawn after it)."""
+        if self.jsonl and not self.terminal:
+            return
+        with self.out_lock:
+            if self.prompting:
+                sys.stdout.write("\r\x1b[K")
+                sys.stdout.flush()
+            self.err.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+            if self.prompting:
+                sys.stdout.write(PROMPT + _line_buffer())
+                sys.stdout.flush()
+
+    def record(self, **fields: Any) -> None:
+        fields["t"] = round(time.monotonic() - self.started, 6)
+        self.emit(json.dumps(fields, ensure_ascii=False))
 
     async def receive(self) -> None:
         try:
             async for message in self.ws:
-                self.last_activity = time.monotonic()
-                if isinstance(message, str):
-                    self.show(f"< {message}" if self.interactive else message)
+                if self.jsonl:
+                    if isinstance(message, str):
+                        self.record(type="text", data=message)
+                    else:
+                        self.record(type="binary", size=len(message), hex=message.hex())
+                elif isinstance(message, str):
+                    self.emit(f"< {message}" if self.terminal else message)
                 else:
-                    self.show(f"< (binary {len(message)} bytes) {message.hex()}" if self.interactive else message.hex())
+                    self.emit(f"< {describe_binary(message)}" if self.terminal else describe_binary(message))
         except ConnectionClosed:
             pass
 
+    # --------------------------------------------------------------- input
+
     async def handle(self, line: str) -> bool:
         """Act on one input line; False once the session should end."""
-        if line.startswith("/ping"):
-            rtt = await self.ws.ping()
-            self.show(f"pong in {rtt * 1000:.2f} ms")
-        elif line.startswith("/close"):
-            parts = line.split(maxsplit=2)
-            code = int(parts[1]) if len(parts) > 1 else 1000
-            reason = parts[2] if len(parts) > 2 else ""
-            await self.ws.close(code, reason)
-            return False
-        elif line.startswith("/binary"):
-            hexdata = line[len("/binary") :].strip().replace(" ", "")
-            await self.ws.send(bytes.fromhex(hexdata))
-        else:
+        if line.startswith("//"):
+            await self.ws.send(line[1:])
+            return True
+        if not line.startswith("/"):
             await self.ws.send(line)
-        return True
+            return True
+        command, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if command == "/ping":
+            rtt = await self.ws.ping(rest.encode() if rest else None)
+            if self.jsonl:
+                self.record(type="pong", rtt_ms=round(rtt * 1000, 3))
+            else:
+                self.note(self.words["pong"].format(ms=f"{rtt * 1000:.2f}"))
+            return True
+        if command == "/close":
+            code_text, _, reason = rest.partition(" ")
+            code = 1000
+            if code_text:
+                if not code_text.isdigit():
+                    raise Usage(self.words["usage_close"].format(value=repr(code_text)))
+                code = int(code_text)
+            try:
+                await self.ws.close(code, reason.strip())
+            except InvalidCloseCode:
+                raise Usage(self.words["bad_code"].format(code=code)) from None
+            except ValueError:
+                raise Usage(self.words["long_reason"]) from None
+            return False
+        if command == "/binary":
+            try:
+                data = bytes.fromhex(rest)
+            except ValueError:
+                raise Usage(self.words["usage_binary"].format(value=repr(rest))) from None
+            await self.ws.send(data)
+            return True
+        raise Usage(self.words["unknown"].format(command=command, text=line[1:]))
+
+    async def run_line(self, line: str) -> bool:
+        try:
+            return await self.handle(line)
+        except Usage as exc:
+            self.note(str(exc), "red")
+            return True
+
+    async def linger(self, receiver: asyncio.Task[None], wait: float) -> None:
+        """After the last message, wait for replies for ``wait`` seconds (less if the peer closes)."""
+        await asyncio.wait({receiver}, timeout=wait)
 
 
-def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
-    """Read stdin in a daemon thread: a blocked read must not keep the program alive."""
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
-    loop.call_soon_threadsafe(queue.put_nowait, None)
+def _line_buffer() -> str:
+    """What the person has typed so far, to redraw it under a message that just arrived."""
+    readline = sys.modules.get("readline")
+    return str(readline.get_line_buffer()) if readline is not None else ""
+
+
+def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], terminal: bool) -> None:
+    """Read input in a daemon thread: a blocked read must not keep the program alive.
+
+    On a terminal ``input()`` goes through ``readline`` (imported here, on first use),
+    which gives line editing and an in-session history on the arrow keys.
+    """
+    try:
+        if terminal:
+            import readline  # noqa: F401 - importing it is what enables editing in input()
+
+            while True:
+                line = input(PROMPT)
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        else:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
+    except (EOFError, OSError, ValueError):
+        pass
+    except RuntimeError:
+        return  # the loop has already stopped
+    with contextlib.suppress(RuntimeError):  # the loop may have stopped meanwhile
+        loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
 async def session(
     url: str,
-    console: Console,
-    interactive: bool,
-    **options: object,
+    err: Console,
+    *,
+    terminal: bool,
+    jsonl: bool,
+    execute: Sequence[str],
+    wait: float,
+    show_headers: bool,
+    lang: str,
+    **options: Any,
 ) -> Ending:
-    ws = await ws_connect(url, **options)  # type: ignore[arg-type]
-    s = Session(ws, console, interactive)
-    if interactive:
-        ext = ", ".join(ws.extensions) or "none"
-        s.show(f"connected to {url} (extensions: {ext}; subprotocol: {ws.subprotocol or 'none'})", "green")
+    """Dial, then run lines from --execute or stdin until the end; returns the ending."""
+    ws = await ws_connect(url, **options)
+    s = Session(ws, err, terminal=terminal, jsonl=jsonl, lang=lang)
+    words = ui(lang)
+    s.note(
+        s.words["connected"].format(
+            url=url,
+            extensions=", ".join(ws.extensions) or words["none_feminine"],
+            subprotocol=ws.subprotocol or words["none"],
+        ),
+        "green",
+    )
+    if show_headers:
+        show_exchange(err, ws.request_headers, ws.response_headers)
     receiver = asyncio.create_task(s.receive())
-    lines: asyncio.Queue[str | None] = asyncio.Queue()
-    threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), lines), daemon=True).start()
     try:
-        while not ws.closed:
-            get = asyncio.create_task(lines.get())
-            done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if get not in done:
-                get.cancel()
-                break
-            line = get.result()
-            if line is None:
-                await s.settle()
-                await ws.close(1000)
-                break
-            s.last_activity = time.monotonic()
-            try:
-                if not await s.handle(line):
+        if execute:
+            for line in execute:
+                if ws.closed or not await s.run_line(line):
                     break
-            except ValueError as exc:
-                s.show(f"error: {exc}", "red")
-            except ConnectionClosed:
-                break
+            else:
+                await s.linger(receiver, wait)
+        else:
+            await interact(s, receiver, terminal, wait)
+    except ConnectionClosed:
+        pass
     finally:
         if not ws.closed:
-            await ws.close()
+            await ws.close(1000)
     ending = await ws.wait_closed()
     await receiver
     return ending
 
 
+async def interact(s: Session, receiver: asyncio.Task[None], terminal: bool, wait: float) -> None:
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), lines, terminal), daemon=True).start()
+    s.prompting = terminal
+    while not s.ws.closed:
+        get = asyncio.create_task(lines.get())
+        done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if get not in done:
+            get.cancel()
+            return
+        line = get.result()
+        if line is None:
+            await s.linger(receiver, wait)
+            return
+        if not await s.run_line(line):
+            return
+
+
+def show_exchange(err: Console, request: Sequence[tuple[str, str]], response: Sequence[tuple[str, str]]) -> None:
+    """The upgrade's headers both ways, credentials masked."""
+    for arrow, headers in ((">", request), ("<", response)):
+        for name, value in headers:
+            err.print(f"{arrow} {name}: {mask_header(name, value)}", markup=False, highlight=False, soft_wrap=True)
+
+
 @click.command(epilog=EPILOG)
 @click.argument("url", callback=validate_url)
 @dial_options
-@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option(
+    "-x",
+    "--execute",
+    multiple=True,
+    metavar="MSG",
+    help="Send MSG (repeatable, in order; /ping, /close, /binary work too), wait for replies, exit.",
+)
+@click.option(
+    "-w",
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds to wait for replies after the last message (after --execute or the end of piped input).",
+)
+@MAX_SIZE_OPTION
+@ORIGIN_OPTION
+@click.option("--show-headers", is_flag=True, help="Print the upgrade's request and response headers (secrets masked).")
+@click.option("--jsonl", is_flag=True, help="Print one JSON object per received message and one for the ending.")
+@LANG_OPTION
 def connect(
     url: str,
     ca: str | None,
@@ -146,34 +349,67 @@ def connect(
     subprotocols: tuple[str, ...],
     require_extensions: tuple[str, ...],
     timeout: float,
+    execute: tuple[str, ...],
+    wait: float,
+    max_size: int,
+    origin: str | None,
+    show_headers: bool,
+    jsonl: bool,
     lang: str,
 ) -> None:
     """Open an interactive WebSocket session to URL, and explain how it ended."""
-    console = Console(highlight=False)
-    interactive = sys.stdin.isatty()
+    err = make_console(stderr=True)
+    terminal = not execute and sys.stdin.isatty() and sys.stdout.isatty()
+    steps: list[Step] = []
+    response_headers: list[tuple[str, str]] = []
+
+    def trace(step: Step) -> None:
+        steps.append(step)
+        if step.name == "http":
+            response_headers[:] = step.details.get("headers") or []
+
     try:
         ending = run(
             session(
                 url,
-                console,
-                interactive,
+                err,
+                terminal=terminal,
+                jsonl=jsonl,
+                execute=execute,
+                wait=wait,
+                show_headers=show_headers,
+                lang=lang,
                 ssl=ssl_for(url, ca, insecure, cert, key),
                 extra_headers=parse_headers(headers),
                 subprotocols=subprotocols,
                 require_extensions=require_extensions,
                 open_timeout=timeout,
+                max_size=max_size,
+                origin=origin,
+                trace=trace,
                 proxy=proxy_setting(),
                 max_redirects=max_redirects(),
             )
         )
     except WebSocketError as exc:
-        if exc.ending is not None:
-            render_ending(console, exc.ending, lang)
+        if show_headers and response_headers:
+            show_exchange(err, [], response_headers)
+        # The same status as check's for the same failed dial.
+        status = exit_code(CheckResult(url, steps=steps, ending=exc.ending)) if steps else EXIT_ABNORMAL
+        if exc.ending is None:
+            err.print(f"error: {exc}", markup=False)
         else:
-            console.print(f"error: {exc}")
-        raise SystemExit(1) from None
+            finish(err, exc.ending, lang, jsonl, always=True)
+        raise SystemExit(status) from None
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    if interactive or not ending.ok:
-        render_ending(console, ending, lang)
-    raise SystemExit(0 if ending.ok else 1)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finish(err, ending, lang, jsonl, always=terminal)
+    raise SystemExit(0 if ending.ok else EXIT_ABNORMAL)
+
+
+def finish(err: Console, ending: Ending, lang: str, jsonl: bool, *, always: bool) -> None:
+    """Report the ending: a JSON line on stdout with --jsonl, explained on stderr otherwise."""
+    if jsonl:
+        click.echo(json.dumps({"type": "ending", "ok": ending.ok, **ending.to_dict(lang)}, ensure_ascii=False))
+    elif always or not ending.ok:
+        render_ending(err, ending, lang)

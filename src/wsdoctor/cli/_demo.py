@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from wsdoctor.aio._run import run
-from wsdoctor.cli._check import ui
+from wsdoctor.cli._lang import LANG_OPTION
+from wsdoctor.cli._render import make_console, print_table, ui
 from wsdoctor.diagnose.demo import Outcome, run_demo
 
 
@@ -25,7 +25,7 @@ Exit status 0 when every diagnosis matches the failure the demo set up, 1 otherw
 Every server listens on 127.0.0.1 only and stops when the demo ends.
 """
 )
-@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@LANG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option(
     "--timeout",
@@ -36,13 +36,14 @@ Every server listens on 127.0.0.1 only and stops when the demo ends.
 )
 def demo(lang: str, as_json: bool, timeout: float) -> None:
     """Start broken servers on loopback, diagnose each one, and show the fixes."""
-    console = Console(highlight=False)
+    console = make_console()
+    words = ui(lang)
 
     def progress(outcome: Outcome) -> None:
         if not as_json:
-            mark = "ok " if outcome.matches else "MISMATCH"
+            mark = words["match"] if outcome.matches else words["mismatch"]
             found = outcome.found
-            text = "nothing" if found is None else f"{found[0]} {found[1]}"
+            text = words["nothing"] if found is None else f"{found[0]} {found[1]}"
             console.print(f"[{mark}] {outcome.scenario.name}: {text}", markup=False)
 
     outcomes = run(run_demo(timeout, progress))
@@ -55,7 +56,7 @@ def demo(lang: str, as_json: bool, timeout: float) -> None:
                     "scenarios": [
                         {
                             "name": o.scenario.name,
-                            "description": o.scenario.description,
+                            "description": words["scenarios"].get(o.scenario.name, o.scenario.description),
                             "url": o.url,
                             "expected": {
                                 "code": o.scenario.expected_code,
@@ -72,29 +73,31 @@ def demo(lang: str, as_json: bool, timeout: float) -> None:
             )
         )
         raise SystemExit(0 if ok else 1)
-    words = ui(lang)
-    table = Table(title=words["demo_title"], title_justify="left", show_lines=True)
-    table.add_column(words["scenario"])
-    table.add_column(words["set_up"])
-    table.add_column(words["found"], overflow="fold")
-    table.add_column(words["how_to_fix"], overflow="fold")
-    table.add_column("")
+    rows: list[list[str | Text]] = []
     for o in outcomes:
         ending = o.result.ending
         if ending is None:
-            found, fix = "nothing", ""
+            found, fix = words["nothing"], ""
         else:
             name = ending.explanation(lang).name
             found = f"{ending.code} {name}\n{ending.cause}" + (f"\n{ending.detail}" if ending.detail else "")
             fix = "" if o.result.ok else ending.fix_text(lang)
-        table.add_row(
-            o.scenario.name,
-            o.scenario.description,
-            found,
-            fix,
-            "[green]✓[/green]" if o.matches else "[red]✗[/red]",
+        rows.append(
+            [
+                o.scenario.name,
+                words["scenarios"].get(o.scenario.name, o.scenario.description),
+                found,
+                fix,
+                Text("✓", style="green") if o.matches else Text("✗", style="red"),
+            ]
         )
-    console.print(table)
+    print_table(
+        console,
+        [words["scenario"], words["set_up"], words["found"], words["how_to_fix"], ""],
+        rows,
+        title=words["demo_title"],
+        show_lines=True,
+    )
     summary = words["demo_summary"].format(matched=sum(o.matches for o in outcomes), total=len(outcomes))
     console.print(f"[bold {'green' if ok else 'red'}]{summary}[/]")
     raise SystemExit(0 if ok else 1)

@@ -1,4 +1,9 @@
-"""Options shared by the commands that dial (check, connect) and their validation."""
+"""Options shared by the commands that dial (check, connect) and their validation.
+
+Each option is checked by the library's own argument checks while the command line
+is parsed, so a bad value is a usage error (one line, exit 2) that names the
+option, before anything is dialled.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import click
 
 from wsdoctor.aio._proxy import ProxySetting, parse_proxy_url
 from wsdoctor.diagnose.check import client_ssl_context
+from wsdoctor.protocol._arguments import check_extension_names, check_headers, check_subprotocols, check_timeout
 from wsdoctor.protocol._errors import WebSocketError
 from wsdoctor.protocol._uri import parse_uri
 
@@ -24,14 +30,57 @@ def validate_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+class Seconds(click.ParamType):  # type: ignore[type-arg]
+    """A finite number of seconds greater than 0 (``nan``, ``inf`` and ``-1`` are refused)."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = value if isinstance(value, float | int) else float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        try:
+            seconds = check_timeout("the timeout", number)
+        except WebSocketError as exc:
+            self.fail(str(exc), param, ctx)
+        assert seconds is not None
+        return seconds
+
+
 def parse_headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``'Name: value'`` strings as pairs, checked as ``connect()`` checks its extra headers."""
     headers = []
     for value in values:
         name, sep, rest = value.partition(":")
-        if not sep or not name.strip() or any(c in name for c in " \t"):
+        if not sep or not name.strip():
             raise click.BadParameter(f"{value!r} is not 'Name: value'", param_hint="'--header'")
-        headers.append((name.strip(), rest.strip()))
-    return headers
+        headers.append((name.strip(), rest.strip(" \t")))
+    try:
+        return check_headers(headers)
+    except WebSocketError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--header'") from None
+
+
+def _validate_headers(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    parse_headers(value)
+    return value
+
+
+def _validate_subprotocols(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        check_subprotocols(value)
+    except WebSocketError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _validate_extensions(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        check_extension_names(value)
+    except WebSocketError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 _PROXY_KEY = "wsdoctor.proxy"
@@ -101,18 +150,34 @@ def dial_options(func: F) -> F:
                 type=click.Path(exists=True, dir_okay=False, readable=True),
                 help="PEM private key of --cert, when it is not in the same file.",
             ),
-            click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header."),
-            click.option("--subprotocol", "subprotocols", multiple=True, metavar="NAME", help="Offer a subprotocol."),
+            click.option(
+                "-H",
+                "--header",
+                "headers",
+                multiple=True,
+                metavar="'NAME: VALUE'",
+                callback=_validate_headers,
+                help="Extra request header (User-Agent replaces the default; Host and Sec-WebSocket-* are refused).",
+            ),
+            click.option(
+                "--subprotocol",
+                "subprotocols",
+                multiple=True,
+                metavar="NAME",
+                callback=_validate_subprotocols,
+                help="Offer a subprotocol.",
+            ),
             click.option(
                 "--require-extension",
                 "require_extensions",
                 multiple=True,
                 metavar="NAME",
+                callback=_validate_extensions,
                 help="Fail with 1010 unless the server negotiates it (e.g. permessage-deflate).",
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0.01),
+                type=Seconds(),
                 default=10.0,
                 show_default=True,
                 help="Seconds for each network step.",
@@ -168,3 +233,16 @@ def ssl_for(
             what = f"{cert} with {key}" if key else cert
             raise click.BadParameter(f"cannot load {what}: {exc}", param_hint="'--cert/--key'") from None
     return context
+
+
+# The client's own limits and headers, shared by check and connect.
+MAX_SIZE_OPTION = click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Largest message accepted, in bytes (larger ones end the connection with 1009).",
+)
+ORIGIN_OPTION = click.option(
+    "--origin", metavar="URL", help="Send this Origin header (servers with an allow-list check it)."
+)

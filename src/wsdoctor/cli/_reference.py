@@ -21,5 +21,8 @@ Examples:
 @click.option("--lang", "langs", type=click.Choice(LANGS), multiple=True, help="Languages (default: all).")
 def reference(out: Path, langs: tuple[str, ...]) -> None:
     """Write a static HTML reference of every close code, in English and Spanish."""
-    pages = build_site(out, langs or LANGS)
+    try:
+        pages = build_site(out, langs or LANGS)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write to {out}: {exc.strerror or exc}", param_hint="'--out'") from None
     click.echo(f"wrote {len(pages)} pages to {out}; open {out / 'index.html'}")

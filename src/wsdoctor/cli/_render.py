@@ -1,26 +1,84 @@
 """Rendering endings and explanations for people: rich on a terminal, plain when piped.
 
-Every command prints through a rich Console; rich itself drops colour and markup
-styling when the output is not a terminal, so piped output is plain text that
-scripts and logs can read.
+Every command prints through a Console from :func:`make_console`. On a terminal it
+draws panels and tables. When the output is piped it prints plain text: no colour,
+no box drawing, no wrapping at 80 columns and nothing cut, one record per line, and
+tables as aligned columns (see :func:`print_table`), so that ``grep``, ``cut`` and
+log files get whole lines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from rich.console import Console, Group
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
-from wsdoctor.knowledge import Explanation, _texts
+from wsdoctor.knowledge import CauseEntry, Explanation, _texts
 from wsdoctor.protocol._ending import Ending
 
-__all__ = ["label", "render_ending", "render_explanation"]
+__all__ = ["label", "make_console", "print_table", "render_cause", "render_ending", "render_explanation", "ui"]
+
+Cell = str | Text
 
 
 def label(lang: str, key: str) -> str:
     """A localised UI word from the registry's labels."""
     value = _texts(lang)["labels"][key]
     return str(value)
+
+
+def ui(lang: str) -> dict[str, Any]:
+    """The commands' own words in ``lang`` (kept with the registry's texts, checked for parity)."""
+    words: dict[str, Any] = _texts(lang)["labels"]["ui"]
+    return words
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A Console that never wraps or cuts lines when its output is not a terminal."""
+    console = Console(highlight=False, stderr=stderr)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
+
+
+def _plain(cell: Cell) -> str:
+    text = cell.plain if isinstance(cell, Text) else cell
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def print_table(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    *,
+    title: str | None = None,
+    show_lines: bool = False,
+    expand: bool = False,
+) -> None:
+    """A table: drawn on a terminal, aligned plain columns (one row per line) when piped.
+
+    Piped cells lose their line breaks (parts joined with "; ") so that every row stays one
+    line; columns are separated by at least two spaces and the last one is not padded.
+    """
+    if console.is_terminal:
+        table = Table(title=title, title_justify="left", show_lines=show_lines, expand=expand)
+        for heading in headers:
+            table.add_column(heading, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    if title:
+        console.print(title, markup=False)
+    grid = [[_plain(c) for c in row] for row in [list(headers), *rows]]
+    widths = [max(len(row[i]) for row in grid) for i in range(len(headers))]
+    for row in grid:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _facts(exp: Explanation, lang: str) -> Text:
@@ -55,6 +113,25 @@ def render_explanation(console: Console, exp: Explanation) -> None:
     else:
         console.print(f"{exp.code} {exp.name}", markup=False)
         console.print(body)
+
+
+def render_cause(console: Console, entry: CauseEntry) -> None:
+    """One cause id: its close code, then what it means, when you see it, and the fix."""
+    labels = _texts(entry.lang)["labels"]
+    code = "" if entry.code is None else f"{entry.code} "
+    text = Text()
+    text.append(f"{labels['close_code']}: ", style="bold")
+    text.append(f"{code}{entry.name}\n")
+    summary = entry.summary[:1].upper() + entry.summary[1:]
+    for heading, body in zip(entry.headings, (summary, entry.when, entry.fix), strict=True):
+        text.append(f"\n{heading}\n", style="bold cyan")
+        text.append(f"{body}\n")
+    title = f"{labels['cause']}: {entry.cause}"
+    if console.is_terminal:
+        console.print(Panel(text, title=f"[bold]{title}[/bold]", title_align="left"))
+    else:
+        console.print(title, markup=False)
+        console.print(text)
 
 
 def render_ending(console: Console, ending: Ending, lang: str = "en") -> None:

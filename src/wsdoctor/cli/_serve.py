@@ -1,12 +1,33 @@
-"""``wsdoctor serve``: an echo server that explains how each connection ended."""
+"""``wsdoctor serve``: an echo (or relay) server that logs like a server, and the failure lab.
+
+Each connection is one line when it ends (time, peer, path, duration, messages in and
+out, close code and cause); the full explanation follows only for an abnormal ending,
+or for every one with ``--verbose``. A request answered with plain HTTP (a
+``process_request`` answer, a rejected upgrade) is logged with its HTTP status.
+
+``--fault NAME`` serves one failure of the lab (:mod:`wsdoctor.diagnose.faults`)
+instead of the echo server, and says what a correct client should report about it.
+
+The command builds one :class:`ServeSettings` and hands its ``server_options`` to
+:func:`wsdoctor.serve`: a new server option is one more click option and one more
+entry there.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http
 import logging
 import signal
 import socket
 import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -15,9 +36,11 @@ from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.aio.server import raise_descriptor_limit
 from wsdoctor.aio.server import serve as ws_serve
+from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._relay import relay_handler, reuse_port_socket, run_workers
-from wsdoctor.cli._render import render_ending
+from wsdoctor.cli._render import make_console, render_ending, ui
 from wsdoctor.hub import Hub
+from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
 
 EPILOG = """\b
@@ -27,26 +50,84 @@ Examples:
   wsdoctor serve --tls-cert cert.pem --tls-key key.pem --lang es
   wsdoctor serve --relay
   wsdoctor serve --redis redis://127.0.0.1:6379/0 --workers 4
+  wsdoctor serve --list-faults
+  wsdoctor serve --fault expired --port 8766 --ca-out ca.pem
+
+\b
+Each connection is logged in one line when it ends; abnormal endings (and every
+ending with --verbose) are explained in full. --fault serves one failure of the lab
+so that you can see what your own client reports about it.
 """
 
 
-class EndingHandler(logging.Handler):
-    """Prints each connection's ending, explained, as the server logs it."""
+@dataclass
+class ServeSettings:
+    """What the command line asked for; ``server_options`` go to :func:`wsdoctor.serve` as they are."""
 
-    def __init__(self, console: Console, lang: str) -> None:
+    host: str
+    port: int
+    lang: str
+    verbose: bool = False
+    relay: bool = False
+    redis_url: str | None = None
+    server_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address is not None else "-"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class ConnectionLog(logging.Handler):
+    """One line per connection, as servers log; the explanation only when something went wrong."""
+
+    def __init__(self, console: Console, lang: str, verbose: bool) -> None:
         super().__init__(logging.INFO)
         self.console = console
         self.lang = lang
+        self.verbose = verbose
+        self.words: dict[str, str] = ui(lang)["serve"]
+
+    def line(self, record: logging.LogRecord, ending: Ending) -> str:
+        peer = _peer(getattr(record, "peer", None))
+        path = getattr(record, "path", "") or "-"
+        status = getattr(record, "http_status", None)
+        if status is not None:
+            text = self.words["http"].format(peer=peer, path=path, status=status, phrase=_phrase(status))
+            # An answer the application chose (a health check, a redirect) is not a failure.
+            return text if status < 400 else f"{text} ({ending.cause})"
+        return self.words["line"].format(
+            peer=peer,
+            path=path,
+            duration=f"{getattr(record, 'duration', 0.0):.2f}",
+            received=getattr(record, "messages_in", 0),
+            sent=getattr(record, "messages_out", 0),
+            code=ending.code,
+            name=ending.explanation(self.lang).name,
+            cause=ending.cause,
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
         ending = getattr(record, "ending", None)
-        if ending is None:
-            self.console.print(record.getMessage(), markup=False)
+        if not isinstance(ending, Ending):
+            self.console.print(f"{stamp} {record.levelname} {record.getMessage()}", markup=False)
             return
-        peer = getattr(record, "peer", None)
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.console.print(f"[bold]{where}[/bold] {getattr(record, 'path', '')}", highlight=False)
-        render_ending(self.console, ending, self.lang)
+        self.console.print(f"{stamp} {self.line(record, ending)}", markup=False)
+        status = getattr(record, "http_status", None)
+        if status is not None and status < 400:
+            return  # an HTTP answer the application chose: there is no WebSocket ending to explain
+        if self.verbose or not ending.ok:
+            render_ending(self.console, ending, self.lang)
 
 
 async def echo(ws: WebSocketConnection) -> None:
@@ -57,64 +138,173 @@ async def echo(ws: WebSocketConnection) -> None:
         pass  # the ending is logged by the server
 
 
-async def serve_echo(
-    host: str,
-    port: int,
-    context: ssl.SSLContext | None,
-    compression: bool,
-    max_size: int,
-    console: Console,
-    lang: str,
-    *,
-    relay: bool = False,
-    redis_url: str | None = None,
-    sock: socket.socket | None = None,
-    max_connections: int | None = None,
-) -> None:
+@contextlib.asynccontextmanager
+async def _logging_to(console: Console, lang: str, verbose: bool) -> AsyncIterator[logging.Logger]:
+    """The server's endings and the hub's notices, through one ConnectionLog."""
     logger = logging.getLogger("wsdoctor.server")
+    # Restored on the way out: the command can run inside a process that keeps going.
+    saved = (logger.level, logger.propagate)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = EndingHandler(console, lang)
+    handler = ConnectionLog(console, lang, verbose)
     logger.addHandler(handler)
     hub_logger = logging.getLogger("wsdoctor.hub")
     hub_logger.addHandler(handler)
-    hub = Hub(redis_url) if relay or redis_url else None
-    kind = "echo" if hub is None else "relay"
-    across = f" (relaying through {redis_url})" if redis_url else ""
+    try:
+        yield logger
+    finally:
+        hub_logger.removeHandler(handler)
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+class StopSignals:
+    """SIGINT and SIGTERM end the serving; the first one received decides the exit status.
+
+    Installed before the "listening" line is printed: whoever reads it may signal at once.
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.received: list[int] = []
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self.received.append(sig)
+        self.event.set()
+
+    async def wait(self) -> int:
+        await self.event.wait()
+        return self.received[0] if self.received else signal.SIGINT
+
+
+async def serve_echo(settings: ServeSettings, console: Console, sock: socket.socket | None = None) -> int:
+    """Echo, or relay with ``settings.relay`` (through Redis with ``redis_url``), until signalled.
+
+    Returns the number of the signal that stopped it, for the exit status.
+    """
+    words = ui(settings.lang)["serve"]
+    hub = Hub(settings.redis_url) if settings.relay or settings.redis_url else None
     # Every connection costs a descriptor: take all the system allows before listening.
     limits = raise_descriptor_limit()
     try:
-        async with ws_serve(
-            echo if hub is None else relay_handler(hub),
-            None if sock is not None else host,
-            port,
-            ssl=context,
-            compression="deflate" if compression else None,
-            max_size=max_size,
-            sock=sock,
-            max_connections=max_connections,
-        ) as server:
+        async with (
+            _logging_to(console, settings.lang, settings.verbose) as logger,
+            ws_serve(
+                echo if hub is None else relay_handler(hub),
+                None if sock is not None else settings.host,
+                settings.port,
+                logger=logger,
+                sock=sock,
+                **settings.server_options,
+            ) as server,
+        ):
+            stop = StopSignals()
             for url in server.urls:
-                console.print(f"wsdoctor {kind} server listening on {url}{across}  (Ctrl+C to stop)", highlight=False)
+                if hub is None:
+                    banner = words["listening"].format(url=url)
+                elif settings.redis_url:
+                    banner = words["listening_relay_redis"].format(url=url, redis=settings.redis_url)
+                else:
+                    banner = words["listening_relay"].format(url=url)
+                console.print(banner, markup=False)
             if limits is not None:
                 before, after, hard = limits
                 if after > before:
-                    logger.info(
-                        "file descriptors: soft limit raised from %d to %d (hard limit %d)", before, after, hard
-                    )
+                    note = words["descriptors_raised"].format(before=before, after=after, hard=hard)
                 else:
-                    logger.info("file descriptors: soft limit %d, hard limit %d", after, hard)
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-            console.print("shutting down: closing every connection with 1001 Going Away")
+                    note = words["descriptors"].format(soft=after, hard=hard)
+                console.print(note, markup=False)
+            signum = await stop.wait()
+            console.print(words["shutting_down"], markup=False)
     finally:
         if hub is not None:
             await hub.close()
-        hub_logger.removeHandler(handler)
-        logger.removeHandler(handler)
+    return signum
+
+
+async def serve_fault(settings: ServeSettings, name: str, console: Console, ca_out: Path | None = None) -> int:
+    """Serve one fault of the lab until interrupted, after saying what to expect of it.
+
+    Its certificates live in a temporary folder removed on exit; ``ca_out`` keeps a copy
+    of the CA certificate where the person wants it, for the client under test.
+    """
+    from wsdoctor.diagnose.faults import get_fault, start_fault
+
+    fault = get_fault(name)
+    lang = settings.lang
+    words = ui(lang)
+    lab_words = words["lab"]
+    with tempfile.TemporaryDirectory(prefix="wsdoctor-lab-") as tmp:
+        pki = None
+        if fault.secure:
+            from wsdoctor.diagnose.certs import Pki
+
+            pki = Pki(Path(tmp))
+        async with _logging_to(console, lang, settings.verbose) as logger:
+            lab = await start_fault(fault, pki, host=settings.host, port=settings.port, logger=logger)
+            if lab.ca_file is not None and ca_out is not None:
+                ca_out.write_bytes(Path(lab.ca_file).read_bytes())
+                lab.ca_file = str(ca_out)
+            try:
+                stop = StopSignals()
+                expected = Ending(code=fault.expected_code, cause=fault.expected_cause, initiator="remote")
+                console.print(
+                    lab_words["title"].format(name=fault.name, description=words["faults"][fault.name]), markup=False
+                )
+                console.print(lab_words["url"].format(url=lab.url), markup=False)
+                command = f"wsdoctor check {lab.url}"
+                if lab.ca_file is not None:
+                    console.print(lab_words["ca"].format(path=lab.ca_file), markup=False)
+                    command += f" --ca {lab.ca_file}"
+                if fault.check_args:
+                    command += " " + " ".join(fault.check_args)
+                console.print(
+                    lab_words["expect"].format(
+                        code=expected.code,
+                        name=expected.explanation(lang).name,
+                        cause=expected.cause,
+                        summary=expected.cause_text(lang).summary,
+                    ),
+                    markup=False,
+                )
+                console.print(lab_words["try"].format(command=command), markup=False)
+                console.print(lab_words["stop"], markup=False)
+                return await stop.wait()
+            finally:
+                await lab.close()
+
+
+def print_faults(lang: str) -> None:
+    """One fault per line: name, the code and cause a correct client reports, what it is."""
+    from wsdoctor.diagnose.faults import FAULTS
+
+    descriptions = ui(lang)["faults"]
+    width = max(len(f.name) for f in FAULTS)
+    for fault in FAULTS:
+        expected = f"{fault.expected_code} {fault.expected_cause}"
+        click.echo(f"{fault.name:<{width}}  {expected:<26}  {descriptions[fault.name]}")
+
+
+def _fault_names() -> list[str]:
+    from wsdoctor.diagnose.faults import FAULTS
+
+    return [f.name for f in FAULTS]
+
+
+class FaultName(click.ParamType):  # type: ignore[type-arg]
+    """A fault of the lab, checked when parsed so that a typo lists the real names."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        names = _fault_names()
+        if value not in names:
+            self.fail(f"{value!r} is not a fault; wsdoctor serve --list-faults shows them: {', '.join(names)}")
+        return str(value)
 
 
 def _tls_context(tls_cert: str | None, tls_key: str | None) -> ssl.SSLContext | None:
@@ -136,32 +326,13 @@ def _worker(
     port: int,
     tls_cert: str | None,
     tls_key: str | None,
-    compression: bool,
-    max_size: int,
-    lang: str,
-    relay: bool,
-    redis_url: str | None,
-    max_connections: int | None,
+    settings: ServeSettings,
 ) -> None:
     """One of --workers N: its own socket on the shared port, its own event loop and hub."""
-    console = Console(highlight=False)
+    settings.server_options["ssl"] = _tls_context(tls_cert, tls_key)  # contexts do not cross processes
     try:
         sock = reuse_port_socket(host, port)
-        run(
-            serve_echo(
-                host,
-                port,
-                _tls_context(tls_cert, tls_key),
-                compression,
-                max_size,
-                console,
-                lang,
-                relay=relay,
-                redis_url=redis_url,
-                sock=sock,
-                max_connections=max_connections,
-            )
-        )
+        run(serve_echo(settings, make_console(), sock))
     except KeyboardInterrupt:
         pass
 
@@ -185,7 +356,7 @@ def _worker(
     default=None,
     help="Answer upgrades beyond this many open connections (per worker) with HTTP 503 and Retry-After.",
 )
-@click.option("--lang", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Explain every ending in full, not only the abnormal ones.")
 @click.option("--relay", is_flag=True, help="Relay each message to the other clients on the same path, not echo it.")
 @click.option(
     "--redis",
@@ -200,6 +371,14 @@ def _worker(
     show_default=True,
     help="Processes listening on the same port (SO_REUSEPORT); with --relay they relay through --redis.",
 )
+@click.option("--fault", type=FaultName(), help="Serve this failure of the lab instead of the echo server.")
+@click.option("--list-faults", is_flag=True, help="List the failures --fault can serve, one per line, and exit.")
+@click.option(
+    "--ca-out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="With --fault: also write the lab's CA certificate to this file (the client's --ca).",
+)
+@LANG_OPTION
 def serve(
     host: str,
     port: int,
@@ -208,39 +387,48 @@ def serve(
     no_compression: bool,
     max_size: int,
     max_connections: int | None,
-    lang: str,
+    verbose: bool,
     relay: bool,
     redis_url: str | None,
     workers: int,
+    fault: str | None,
+    list_faults: bool,
+    ca_out: Path | None,
+    lang: str,
 ) -> None:
-    """Run an echo (or relay) server that prints how each connection ended, explained."""
+    """Run an echo (or relay) server that logs one line per connection and explains abnormal endings."""
+    if list_faults:
+        print_faults(lang)
+        return
+    settings = ServeSettings(host=host, port=port, lang=lang, verbose=verbose)
+    if fault is not None:
+        if tls_cert or tls_key or no_compression or relay or redis_url or workers > 1 or max_connections:
+            raise click.UsageError(
+                "--fault brings its own server: --tls-cert, --tls-key, --no-compression, --relay, --redis, "
+                "--workers and --max-connections do not apply"
+            )
+        _run(serve_fault(settings, fault, make_console(), ca_out), host, port)
     context = _tls_context(tls_cert, tls_key)
     if redis_url is not None:
         _check_redis_url(redis_url)
         relay = True
     if workers > 1 and relay and redis_url is None:
         raise click.UsageError("--workers with --relay needs --redis: the workers relay to each other through it")
-    console = Console(highlight=False)
-    try:
-        if workers > 1:
-            args = (tls_cert, tls_key, not no_compression, max_size, lang, relay, redis_url, max_connections)
-            raise SystemExit(run_workers(workers, host, port, _worker, args))
-        run(
-            serve_echo(
-                host,
-                port,
-                context,
-                not no_compression,
-                max_size,
-                console,
-                lang,
-                relay=relay,
-                redis_url=redis_url,
-                max_connections=max_connections,
-            )
-        )
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    settings.relay = relay
+    settings.redis_url = redis_url
+    settings.server_options.update(
+        compression=None if no_compression else "deflate", max_size=max_size, max_connections=max_connections
+    )
+    if workers > 1:
+        try:
+            code = run_workers(workers, host, port, _worker, (tls_cert, tls_key, settings))
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--host' / '--port'"
+            ) from None
+        raise SystemExit(code)
+    settings.server_options["ssl"] = context
+    _run(serve_echo(settings, make_console()), host, port)
 
 
 def _check_redis_url(url: str) -> None:
@@ -252,3 +440,19 @@ def _check_redis_url(url: str) -> None:
         parse_url(url.replace("redis+cluster://", "redis://", 1))
     except ValueError as exc:
         raise click.BadParameter(f"{url!r} is not a Redis URL ({exc})", param_hint="--redis") from None
+
+
+def _run(main: Any, host: str, port: int) -> NoReturn:
+    """Serve until a signal, then exit as service managers and shells expect.
+
+    SIGTERM is how service managers ask for a graceful stop: when every connection got
+    its 1001, that is success (0). Ctrl-C stays 130, as shells report an interrupt.
+    """
+    try:
+        signum = run(main)
+    except OSError as exc:
+        # The host or port given cannot be used: bad input, exit 2.
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--host' / '--port'"
+        ) from None
+    raise SystemExit(0 if signum == signal.SIGTERM else 128 + signum)

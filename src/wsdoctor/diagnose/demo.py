@@ -1,28 +1,27 @@
-"""Loopback servers that fail in the ways people meet, and the checks that diagnose them.
+"""A tour of the failure lab: start a few broken servers, check each one, compare.
 
-``wsdoctor demo`` starts each scenario on 127.0.0.1, runs the same step-by-step
-check as ``wsdoctor check`` against it, and compares what the check found with what
-the scenario set up. It doubles as a smoke test of the whole stack: real sockets,
-real TLS with generated certificates, the real client and server.
+``wsdoctor demo`` starts each scenario's fault (see :mod:`wsdoctor.diagnose.faults`)
+on 127.0.0.1, runs the same step-by-step check as ``wsdoctor check`` against it, and
+compares what the check found with what the scenario set up. It doubles as a smoke
+test of the whole stack: real sockets, real TLS with generated certificates, the
+real client and server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.aio.server import Server, serve
-from wsdoctor.diagnose.certs import Pki
 from wsdoctor.diagnose.check import CheckResult, run_check
-from wsdoctor.protocol._errors import ConnectionClosed
-from wsdoctor.protocol._handshake import ServerHandshake
+from wsdoctor.diagnose.faults import RunningFault, get_fault, start_fault
+
+if TYPE_CHECKING:
+    from wsdoctor.diagnose.certs import Pki
 
 __all__ = ["Outcome", "Scenario", "run_demo", "scenarios"]
 
@@ -39,6 +38,7 @@ class Scenario:
     expected_cause: str
     secure: bool = False
     require_extensions: tuple[str, ...] = ()
+    fault: str = "healthy"
 
 
 @dataclass
@@ -57,119 +57,42 @@ class Outcome:
         return self.found == (self.scenario.expected_code, self.scenario.expected_cause)
 
 
-@dataclass
-class _Running:
-    servers: list[Server] = field(default_factory=list)
-    raw: list[asyncio.Server] = field(default_factory=list)
+# The demo's scenario names (stable in its JSON output) and the lab faults they run.
+_TOUR: tuple[tuple[str, str, str], ...] = (
+    ("healthy", "healthy", "a healthy echo server"),
+    ("mandatory-extension", "no-deflate", "a server that ignores the required permessage-deflate"),
+    ("expired-cert", "expired", "a wss:// server whose certificate expired"),
+    ("untrusted-ca", "untrusted", "a wss:// server with a certificate from an unknown CA"),
+    ("hostname-mismatch", "hostname-mismatch", "a wss:// server whose certificate names another host"),
+    ("incomplete-chain", "incomplete-chain", "a wss:// server that omits its intermediate certificate"),
+    ("forbidden", "http-403", "a server that answers the upgrade with HTTP 403"),
+    ("no-pong", "no-pong", "a server that stops answering pings"),
+    ("internal-error", "close-1011", "a server that closes with 1011"),
+)
 
 
 def scenarios() -> list[Scenario]:
-    return [
-        Scenario("healthy", "a healthy echo server", 1000, "closed.locally"),
-        Scenario(
-            "mandatory-extension",
-            "a server that ignores the required permessage-deflate",
-            1010,
-            "extension.missing",
-            require_extensions=("permessage-deflate",),
-        ),
-        Scenario("expired-cert", "a wss:// server whose certificate expired", 1015, "tls.expired", secure=True),
-        Scenario(
-            "untrusted-ca",
-            "a wss:// server with a certificate from an unknown CA",
-            1015,
-            "tls.untrusted",
-            secure=True,
-        ),
-        Scenario(
-            "hostname-mismatch",
-            "a wss:// server whose certificate names another host",
-            1015,
-            "tls.hostname",
-            secure=True,
-        ),
-        Scenario(
-            "incomplete-chain",
-            "a wss:// server that omits its intermediate certificate",
-            1015,
-            "tls.incomplete_chain",
-            secure=True,
-        ),
-        Scenario("forbidden", "a server that answers the upgrade with HTTP 403", 1006, "http.forbidden"),
-        Scenario("no-pong", "a server that stops answering pings", 1011, "keepalive.timeout"),
-        Scenario("internal-error", "a server that closes with 1011", 1011, "closed.by_peer"),
-    ]
-
-
-async def _echo(ws: WebSocketConnection) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        async for message in ws:
-            await ws.send(message)
-
-
-async def _fail_1011(ws: WebSocketConnection) -> None:
-    await ws.close(1011, "database unavailable")
-
-
-def _forbid(ws: WebSocketConnection, request: object) -> tuple[int, str]:
-    return 403, "this demo server forbids every upgrade\n"
-
-
-async def _no_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Accept the upgrade properly, then read and ignore everything: pings go unanswered."""
-    handshake = ServerHandshake()
-    try:
-        request = None
-        while request is None:
-            data = await reader.read(65536)
-            if not data:
-                return
-            request = handshake.receive_data(data)
-        writer.write(handshake.accept(handshake.validate(request), subprotocol=None, extensions=[]))
-        while await reader.read(65536):
-            pass
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
-
-
-async def _start(
-    scenario: Scenario, pki: Pki, running: _Running, quiet: logging.Logger
-) -> tuple[str, ssl.SSLContext | None]:
-    """Start the scenario's server; returns the URL to check and the client's TLS context."""
-    names = [HOST]
-    common = {"logger": quiet, "ping_interval": None}
-    context: ssl.SSLContext | None = None
-    client: ssl.SSLContext | None = pki.client_context() if scenario.secure else None
-    handler: Callable[[WebSocketConnection], object] = _echo
-    options: dict[str, object] = {}
-    if scenario.name == "mandatory-extension":
-        options["compression"] = None
-    elif scenario.name == "expired-cert":
-        context = pki.expired(names)
-    elif scenario.name == "untrusted-ca":
-        context = pki.untrusted(names)
-    elif scenario.name == "hostname-mismatch":
-        context = pki.healthy(["wrong-host.example"])
-    elif scenario.name == "incomplete-chain":
-        context = pki.incomplete_chain(names)
-    elif scenario.name == "forbidden":
-        options["process_request"] = _forbid
-    elif scenario.name == "internal-error":
-        handler = _fail_1011
-    elif scenario.name == "no-pong":
-        raw = await asyncio.start_server(_no_pong, HOST, 0)
-        running.raw.append(raw)
-        return f"ws://{HOST}:{raw.sockets[0].getsockname()[1]}/", None
-    server = await serve(handler, HOST, 0, ssl=context, **common, **options)  # type: ignore[arg-type]
-    running.servers.append(server)
-    scheme = "wss" if scenario.secure else "ws"
-    return f"{scheme}://{HOST}:{server.port_number}/{scenario.name}", client
+    result = []
+    for name, fault_name, description in _TOUR:
+        fault = get_fault(fault_name)
+        result.append(
+            Scenario(
+                name,
+                description,
+                fault.expected_code,
+                fault.expected_cause,
+                secure=fault.secure,
+                require_extensions=fault.require_extensions,
+                fault=fault_name,
+            )
+        )
+    return result
 
 
 @contextlib.asynccontextmanager
 async def _pki() -> AsyncIterator[Pki]:
+    from wsdoctor.diagnose.certs import Pki  # cryptography: only when the demo runs
+
     with tempfile.TemporaryDirectory(prefix="wsdoctor-demo-") as tmp:
         yield Pki(Path(tmp))
 
@@ -180,14 +103,16 @@ async def run_demo(timeout: float = 3.0, on_outcome: Callable[[Outcome], None] |
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
     outcomes: list[Outcome] = []
-    running = _Running()
+    running: list[RunningFault] = []
     async with _pki() as pki:
         try:
             for scenario in scenarios():
-                url, client = await _start(scenario, pki, running, quiet)
+                lab = await start_fault(get_fault(scenario.fault), pki, host=HOST, logger=quiet)
+                running.append(lab)
+                url = f"{lab.url}{scenario.name}"
                 result = await run_check(
                     url,
-                    ssl_context=client,
+                    ssl_context=lab.client_context,
                     require_extensions=scenario.require_extensions,
                     timeout=timeout,
                 )
@@ -196,9 +121,6 @@ async def run_demo(timeout: float = 3.0, on_outcome: Callable[[Outcome], None] |
                 if on_outcome is not None:
                     on_outcome(outcome)
         finally:
-            for server in running.servers:
-                await server.close()
-            for raw in running.raw:
-                raw.close()
-                await raw.wait_closed()
+            for lab in running:
+                await lab.close()
     return outcomes

@@ -1,4 +1,4 @@
-"""The static close-code reference site: one page per code, comparisons, two languages.
+"""The static close-code reference site: one page per code and per cause, comparisons, two languages.
 
 Everything comes from the registry (``wsdoctor.knowledge``), so the site can never
 say something the library and the command line do not. Pages use relative links
@@ -13,9 +13,21 @@ import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
-from wsdoctor.knowledge import LANGS, Explanation, _texts, all_entries, compare, explain
+from wsdoctor.knowledge import (
+    LANGS,
+    CauseEntry,
+    Explanation,
+    _texts,
+    all_entries,
+    cause_code,
+    cause_ids,
+    causes_for,
+    compare,
+    describe_cause,
+    explain,
+)
 
-__all__ = ["build_site", "page_name"]
+__all__ = ["build_site", "cause_page_name", "page_name"]
 
 CSS = """
 :root { --fg: #1d232a; --muted: #5b6570; --accent: #0b6bcb; --bg: #fbfbfd; --card: #fff; --line: #e3e6ea; }
@@ -82,6 +94,19 @@ COMPARED = range(1000, 1016)
 def page_name(key: str) -> str:
     """The file name of an entry's page (``5000+`` becomes ``5000-plus.html``)."""
     return key.replace("+", "-plus") + ".html"
+
+
+def cause_page_name(cause: str) -> str:
+    """The path of a cause's page, relative to its language's folder."""
+    return f"causes/{cause}.html"
+
+
+def _causes_of(exp: Explanation) -> list[str]:
+    """The causes whose endings carry this entry's code; those that carry any code go on every on-wire entry."""
+    found = list(causes_for(exp.code))
+    if exp.on_wire:
+        found += [c for c in cause_ids() if cause_code(c) is None]
+    return found
 
 
 def _e(text: object) -> str:
@@ -151,7 +176,32 @@ def _code_page(exp: Explanation) -> str:
                 a, b = sorted((exp.code, other))
                 links.append(f'<li><a href="compare/{a}-{b}.html">{exp.code} {_e(UI[lang]["vs"])} {other}</a></li>')
         body.append(f'<h2>{_e(UI[lang]["compare_with"])}</h2>\n<ul class="pairs">{"".join(links)}</ul>')
+    causes = _causes_of(exp)
+    if causes:
+        labels = _texts(lang)["labels"]
+        items = "".join(f'<li><a href="{cause_page_name(c)}">{_e(c)}</a></li>' for c in causes)
+        body.append(f'<h2>{_e(labels["causes_title"])}</h2>\n<ul class="pairs">{items}</ul>')
     return _page(lang, f"{exp.key} {exp.name}", "\n".join(body), 0, page_name(exp.key))
+
+
+def _cause_page(entry: CauseEntry) -> str:
+    """One cause: its close code (linked to the code's page), what it means, when you see it, the fix."""
+    lang = entry.lang
+    labels = _texts(lang)["labels"]
+    if entry.code is None:
+        code = _e(entry.name)
+    else:
+        key = explain(entry.code, lang).key
+        code = f'<a href="../{page_name(key)}">{entry.code} {_e(entry.name)}</a>'
+    summary = entry.summary[:1].upper() + entry.summary[1:]
+    sections = "\n".join(
+        f"<h2>{_e(heading)}</h2>\n<p>{_e(text)}</p>"
+        for heading, text in zip(entry.headings, (summary, entry.when, entry.fix), strict=True)
+    )
+    title = labels["cause_page_title"].format(cause=entry.cause)
+    facts = f'<div class="card"><dl class="facts"><dt>{_e(labels["close_code"])}</dt><dd>{code}</dd></dl></div>'
+    body = f"<h1>{_e(title)}</h1>\n{facts}\n{sections}"
+    return _page(lang, title, body, 1, cause_page_name(entry.cause))
 
 
 def _compare_page(a: int, b: int, lang: str) -> str:
@@ -195,13 +245,16 @@ def _index(lang: str) -> str:
         f'<li><a href="compare/{a}-{b}.html">{a} {_e(UI[lang]["vs"])} {b}</a></li>'
         for a, b in itertools.combinations(COMPARED, 2)
     )
+    causes = "".join(f'<li><a href="{cause_page_name(c)}">{_e(c)}</a></li>' for c in cause_ids())
     body = f"""<h1>{_e(UI[lang]["title"])}</h1>
 <p>{_e(UI[lang]["intro"])}</p>
 <h2>{_e(UI[lang]["codes"])}</h2>
 <table><tr><th>#</th><th>{_e(labels["name"])}</th><th>{_e(labels["may_send"])}</th>
 <th>{_e(labels["stage_label"])}</th></tr>{"".join(rows)}</table>
 <h2>{_e(UI[lang]["comparisons"])}</h2>
-<ul class="pairs">{pairs}</ul>"""
+<ul class="pairs">{pairs}</ul>
+<h2>{_e(labels["causes_title"])}</h2>
+<ul class="pairs">{causes}</ul>"""
     return _page(lang, UI[lang]["title"], body, 0, "index.html")
 
 
@@ -235,4 +288,6 @@ def build_site(out: Path, langs: Sequence[str] = LANGS) -> list[Path]:
             write(base / page_name(exp.key), _code_page(exp))
         for a, b in itertools.combinations(COMPARED, 2):
             write(base / "compare" / f"{a}-{b}.html", _compare_page(a, b, lang))
+        for cause in cause_ids():
+            write(base / cause_page_name(cause), _cause_page(describe_cause(cause, lang)))
     return written

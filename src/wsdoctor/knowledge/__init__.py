@@ -7,6 +7,10 @@ registry key (``"1000"`` ... ``"1015"``, ``"3000"``, ``"3003"``, ``"3008"``, and
 ranges ``"0-999"``, ``"1016-2999"``, ``"3000-3999"``, ``"4000-4999"``, ``"5000+"``),
 each with ``sendable``, ``stage`` (handshake, tls, open, closing, local), ``sender``
 (client, server, either, none), ``on_wire`` and ``range`` (a key of ``ranges``).
+Its ``causes`` map gives each cause id its close code (``{"code": 1015}``), or
+``null`` for the causes that only say who closed (``closed.by_peer``: the ending
+carries whatever code the Close frame held) and, with ``"ends": false``, for causes
+that end no connection (a lost pub/sub message); tests require one for every cause.
 
 ``data/codes.json`` also holds ``causes``: one object per cause id with ``retry``,
 which says whether an ending with that cause is worth dialling again: ``true``
@@ -59,13 +63,17 @@ from typing import Any
 __all__ = [
     "LANGS",
     "VARIANT_TAGS",
+    "CauseEntry",
     "CauseText",
     "CloseCode",
     "Comparison",
     "Explanation",
     "all_entries",
+    "cause_code",
     "cause_ids",
+    "causes_for",
     "compare",
+    "describe_cause",
     "explain",
     "explain_cause",
     "is_sendable",
@@ -148,6 +156,25 @@ class CauseText:
     fix: str
     lang: str
     retry: bool | str = False
+
+
+@dataclass(frozen=True)
+class CauseEntry:
+    """A cause id as the registry describes it: its close code and the full story, in one language.
+
+    ``code`` is ``None`` for causes that carry whatever code the Close frame held;
+    ``name`` is then the words for that. ``when`` says at which moment of a
+    connection the cause shows up.
+    """
+
+    cause: str
+    code: int | None
+    name: str
+    summary: str
+    when: str
+    fix: str
+    lang: str
+    headings: tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -259,9 +286,81 @@ def cause_ids() -> tuple[str, ...]:
     return tuple(_texts("en")["causes"])
 
 
+def cause_code(cause: str) -> int | None:
+    """The close code an ending with this cause has (``None``: the Close frame's own code).
+
+    Raises ``KeyError`` for an id the registry does not hold. A cause with texts but
+    no code yet takes the code its family's other causes share, so a new cause is
+    shown sensibly before the data catches up (a test still requires the code).
+    """
+    codes: dict[str, dict[str, Any]] = _codes()["causes"]
+    if cause in codes and "code" in codes[cause]:
+        code: int | None = codes[cause]["code"]
+        return code
+    if cause not in _texts("en")["causes"]:
+        raise KeyError(cause)
+    family = cause.split(".", 1)[0]
+    peers = {v["code"] for k, v in codes.items() if k.split(".", 1)[0] == family and "code" in v}
+    return peers.pop() if len(peers) == 1 else None
+
+
+def describe_cause(cause: str, lang: str = "en") -> CauseEntry:
+    """The full entry for one cause id: code, what it means, when you see it, the fix.
+
+    Unlike :func:`explain_cause`, which must never fail while an ending is shown,
+    this raises ``KeyError`` for an unknown id: it answers a person who asked for
+    that id by name. Placeholders show as ``<name>``, as no ending fills them.
+    """
+    texts = _texts(lang)
+    if cause not in texts["causes"]:
+        raise KeyError(cause)
+    code = cause_code(cause)
+    labels = texts["labels"]
+    entry = texts["causes"][cause]
+    # No ending fills the placeholders here: show where its values would go.
+    named = _Named()
+    summary, fix = (string.Formatter().vformat(entry[k], (), named).strip() for k in ("summary", "fix"))
+    text = CauseText(cause, summary, fix, lang)
+    family = cause.split(".", 1)[0]
+    if "when" in entry:
+        when = _fill(entry["when"], {})
+    elif family in labels["cause_when"]:
+        when = labels["cause_when"][family]
+    else:
+        when = explain(code, lang).when if code is not None else ""
+    if code is not None:
+        name = explain(code, lang).name
+    else:
+        ends = _codes()["causes"].get(cause, {}).get("ends", True)
+        name = labels["any_code"] if ends else labels["no_code"]
+    return CauseEntry(
+        cause=cause,
+        code=code,
+        name=name,
+        summary=text.summary,
+        when=when,
+        fix=text.fix,
+        lang=lang,
+        headings=(labels["description"], labels["when"], labels["fix"]),
+    )
+
+
+def causes_for(code: int) -> tuple[str, ...]:
+    """The cause ids whose endings carry ``code``, in registry order, for links from a code's page."""
+    key = _key(code)
+    return tuple(
+        c for c in cause_ids() if (cc := _codes()["causes"].get(c, {}).get("code")) is not None and _key(cc) == key
+    )
+
+
 class _Blank(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""
+
+
+class _Named(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
 
 
 def _fill(template: str, details: dict[str, str]) -> str:
@@ -340,9 +439,9 @@ def compare(a: int, b: int, lang: str = "en") -> Comparison:
         ("range", ea.range, eb.range),
         ("causes", "; ".join(ea.causes), "; ".join(eb.causes)),
     ]
-    differences = tuple(
-        (labels["aspects"][name], va, vb) for name, va, vb in aspects if va != vb or (name == "causes" and a != b)
-    )
+    # Only rows that differ: two codes of one range share every field, so their only
+    # difference is the number itself; a code compared with itself has none.
+    differences = tuple((labels["aspects"][name], va, vb) for name, va, vb in aspects if va != vb)
     if not differences and a != b:
         differences = ((labels["aspects"]["code"], str(a), str(b)),)
     when_each = (_when(ea, eb, labels), _when(eb, ea, labels))

@@ -1,11 +1,19 @@
-"""The exception family: one root, and every exception that ends something carries its ending.
+"""The exception family: one root, and every exception carries an ending.
 
 Applications catch :class:`WebSocketError` to catch everything wsdoctor raises, or a
 subclass for one kind of ending. Whatever they catch, ``exc.ending`` tells the whole
 story (code, cause, frames, explanation), so a handler never has to guess from a type.
+
+``ending`` is never ``None``. An error raised before any byte was sent (a bad URL, a
+header the handshake owns, a NaN timeout) carries an ending too: code 1006, because
+no Close frame was exchanged, initiator ``local`` and an ``input.*`` cause whose fix
+says what to change. Such argument errors are also :class:`ValueError`, so code that
+already catches ``ValueError`` around its arguments keeps working.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._redact import redact_headers, redact_text
@@ -17,6 +25,7 @@ __all__ = [
     "DialError",
     "HandshakeError",
     "InvalidCloseCode",
+    "InvalidOption",
     "LocalProtocolError",
     "NegotiationError",
     "ProtocolError",
@@ -26,21 +35,31 @@ __all__ = [
 
 
 class WebSocketError(Exception):
-    """The root of every exception wsdoctor raises on purpose."""
+    """The root of every exception wsdoctor raises on purpose.
+
+    ``ending`` is always set: when the raiser gives none, the error describes an
+    attempt that never reached the wire, with code 1006 and the class's
+    ``input_cause``, so ``exc.ending.code`` works in every ``except`` block.
+    """
+
+    ending: Ending
+    input_cause: ClassVar[str] = "input.other"
 
     def __init__(self, message: str | None = None, *, ending: Ending | None = None) -> None:
         # Messages quote what they were given (a URL, an h11 complaint about a header):
         # credentials in them are masked here, once for every exception.
         if message is not None:
             message = redact_text(message)
+        if ending is None:
+            ending = Ending(code=1006, cause=self.input_cause, initiator="local", detail=message or "")
         self.ending = ending
         self.message = message
-        super().__init__(message if message is not None else (str(ending) if ending else ""))
+        super().__init__(message if message is not None else str(ending))
 
     def __str__(self) -> str:
         if self.message is not None:
             return self.message
-        return str(self.ending) if self.ending is not None else self.__class__.__name__
+        return str(self.ending)
 
 
 class ConnectionClosed(WebSocketError):
@@ -131,7 +150,7 @@ class ProtocolError(WebSocketError):
     def __init__(self, code: int, cause: str, message: str) -> None:
         self.code = code
         self.cause = cause
-        super().__init__(message)
+        super().__init__(message, ending=Ending(code=code, cause=cause, initiator="local", detail=message))
 
 
 class LocalProtocolError(WebSocketError, ValueError):
@@ -140,3 +159,15 @@ class LocalProtocolError(WebSocketError, ValueError):
 
 class InvalidCloseCode(LocalProtocolError):
     """The application tried to send a close code that may not appear on the wire."""
+
+    input_cause = "input.close_code"
+
+
+class InvalidOption(WebSocketError, ValueError):
+    """An option has a value it cannot take (a NaN timeout, a negative size...).
+
+    Raised by ``connect()`` and ``serve()`` when they are called, before any socket
+    opens; the message names the option and what it accepts.
+    """
+
+    input_cause = "input.option"

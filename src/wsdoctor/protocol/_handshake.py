@@ -336,6 +336,7 @@ class ClientHandshake:
         self.max_headers = max_headers
         self.max_header_size = max_header_size
         self.leftover = b""
+        self.request_headers: list[tuple[str, str]] = []
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_size)
         self._response: h11.Response | h11.InformationalResponse | None = None
         self._body = bytearray()
@@ -366,6 +367,7 @@ class ClientHandshake:
         if self.user_agent:
             headers.append(("User-Agent", self.user_agent))
         headers.extend(self.extra_headers)
+        self.request_headers = headers
         try:
             return self._h11.send(h11.Request(method="GET", target=self.uri.resource, headers=headers))
         except h11.LocalProtocolError as exc:

@@ -14,6 +14,7 @@ from wsdoctor.protocol._errors import WebSocketError
 __all__ = [
     "ExtensionItem",
     "InvalidHeader",
+    "InvalidSubprotocol",
     "parse_extensions",
     "parse_subprotocols",
     "parse_token_list",
@@ -34,7 +35,20 @@ _unescape = re.compile(r"\\(.)")
 
 
 class InvalidHeader(WebSocketError, ValueError):
-    """A header value does not follow its grammar."""
+    """A header does not follow its grammar, or an extra header is not the caller's to set.
+
+    The handshake turns a malformed header *received* from the peer into a
+    :class:`HandshakeError`; one that escapes to the application is the application's
+    own argument, hence the ``input.header`` cause of its ending.
+    """
+
+    input_cause = "input.header"
+
+
+class InvalidSubprotocol(InvalidHeader):
+    """A subprotocol name is not an RFC 7230 token, so it cannot go in Sec-WebSocket-Protocol."""
+
+    input_cause = "input.subprotocol"
 
 
 def _skip_ows(value: str, pos: int) -> int:
@@ -139,5 +153,5 @@ def parse_subprotocols(values: list[str]) -> list[str]:
 def serialize_subprotocols(names: list[str]) -> str:
     for name in names:
         if not _token_full.match(name):
-            raise InvalidHeader(f"subprotocol {name!r} is not a valid token")
+            raise InvalidSubprotocol(f"subprotocol {name!r} is not a valid token")
     return ", ".join(names)
