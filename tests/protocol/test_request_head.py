@@ -163,3 +163,22 @@ def test_eof_before_a_complete_head_is_h11s_error() -> None:
     with pytest.raises(HandshakeFailed) as info:
         hs.receive_eof()
     assert info.value.ending.cause == "handshake.malformed"
+
+
+def test_what_is_plainly_not_a_simple_request_goes_to_h11_at_once() -> None:
+    hs = ServerHandshake()
+    assert hs.receive_data(b"POST /form HTTP/1.1\r\n") is None
+    assert hs._head is None  # h11 has it already, without waiting for the whole head
+    data = BASE + b"X-A: 1\nX-B: 2\r\n\r\n"  # one bare LF in an otherwise complete head
+    hs = ServerHandshake()
+    assert hs.receive_data(data) == h11_request(data)
+    assert not hs._fast
+
+
+def test_negotiated_values_h11_must_write() -> None:
+    for subprotocol, extensions in [("chat\x01", []), (None, [("x-ext\x01", [])])]:
+        hs = ServerHandshake()
+        request = hs.receive_data(BASE + b"\r\n")
+        assert request is not None and hs._fast
+        out = hs.accept(hs.validate(request), subprotocol=subprotocol, extensions=extensions)
+        assert out.startswith(b"HTTP/1.1 101 ") and b"\x01" in out and not hs._fast
