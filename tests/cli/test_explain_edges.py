@@ -36,6 +36,25 @@ def test_explain_a_cause_id_in_spanish_and_json() -> None:
     assert code == 0 and json.loads(out)["code"] is None
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["tls.expired"], "Retried on reconnect: no (permanent)"),
+        (["tcp.refused"], "Retried on reconnect: yes (transient)"),
+        (["closed.by_peer"], "Retried on reconnect: as its close code says"),
+        (["handshake.status"], "Retried on reconnect: yes for HTTP 429 and 5xx"),
+        (["tls.expired", "--lang", "es"], "Se reintenta al reconectar: no (permanente)"),
+        (["handshake.status", "--lang", "es"], "Se reintenta al reconectar: sí para HTTP 429 y 5xx"),
+    ],
+)
+def test_explain_a_cause_says_whether_it_is_retried(args: list[str], line: str) -> None:
+    """The reconnecting client follows each cause's retry rule: explain shows it, as it does for codes."""
+    code, out, _ = run("explain", *args)
+    assert code == 0 and line in out.splitlines()[2]
+    code, out, _ = run("explain", *args, "--json")
+    assert code == 0 and line.split(": ", 1)[1] in json.loads(out)["retried"]
+
+
 @pytest.mark.parametrize("value", ["0", "65535", "1015", "4999"])
 def test_explain_accepts_the_whole_range(value: str) -> None:
     code, out, _ = run("explain", value, "--json")

@@ -46,6 +46,8 @@ def test_build_site_files(tmp_path: Path) -> None:
     assert 'href="causes/tls.expired.html"' in (site / "en" / "1015.html").read_text()
     assert 'href="causes/closed.by_peer.html"' in (site / "en" / "4000-4999.html").read_text()
     assert "causes/" not in (site / "en" / "1004.html").read_text()
+    assert "no (permanent)" in (site / "en" / "causes" / "tls.expired.html").read_text()
+    assert "sí (transitorio)" in (site / "es" / "causes" / "tcp.refused.html").read_text()
 
 
 def test_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:

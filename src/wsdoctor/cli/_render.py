@@ -122,6 +122,8 @@ def render_cause(console: Console, entry: CauseEntry) -> None:
     text = Text()
     text.append(f"{labels['close_code']}: ", style="bold")
     text.append(f"{code}{entry.name}\n")
+    text.append(f"{labels['retried']}: ", style="bold")
+    text.append(f"{entry.retried}\n")
     summary = entry.summary[:1].upper() + entry.summary[1:]
     for heading, body in zip(entry.headings, (summary, entry.when, entry.fix), strict=True):
         text.append(f"\n{heading}\n", style="bold cyan")

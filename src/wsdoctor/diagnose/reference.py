@@ -199,7 +199,10 @@ def _cause_page(entry: CauseEntry) -> str:
         for heading, text in zip(entry.headings, (summary, entry.when, entry.fix), strict=True)
     )
     title = labels["cause_page_title"].format(cause=entry.cause)
-    facts = f'<div class="card"><dl class="facts"><dt>{_e(labels["close_code"])}</dt><dd>{code}</dd></dl></div>'
+    facts = (
+        f'<div class="card"><dl class="facts"><dt>{_e(labels["close_code"])}</dt><dd>{code}</dd>'
+        f"<dt>{_e(labels['retried'])}</dt><dd>{_e(entry.retried)}</dd></dl></div>"
+    )
     body = f"<h1>{_e(title)}</h1>\n{facts}\n{sections}"
     return _page(lang, title, body, 1, cause_page_name(entry.cause))
 

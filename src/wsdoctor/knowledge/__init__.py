@@ -166,7 +166,8 @@ class CauseEntry:
 
     ``code`` is ``None`` for causes that carry whatever code the Close frame held;
     ``name`` is then the words for that. ``when`` says at which moment of a
-    connection the cause shows up.
+    connection the cause shows up; ``retried`` whether the reconnecting client dials
+    again after it, in words (its rule may defer to the close code or the HTTP status).
     """
 
     cause: str
@@ -177,6 +178,7 @@ class CauseEntry:
     fix: str
     lang: str
     headings: tuple[str, str, str]
+    retried: str = ""
 
 
 @dataclass(frozen=True)
@@ -355,6 +357,8 @@ def describe_cause(cause: str, lang: str = "en") -> CauseEntry:
     else:
         ends = _codes()["causes"].get(cause, {}).get("ends", True)
         name = labels["any_code"] if ends else labels["no_code"]
+    rule = retry_rule(cause)
+    retried = labels[{True: "retry_yes", False: "retry_no", "code": "retry_code", "status": "retry_status"}[rule]]
     return CauseEntry(
         cause=cause,
         code=code,
@@ -364,6 +368,7 @@ def describe_cause(cause: str, lang: str = "en") -> CauseEntry:
         fix=text.fix,
         lang=lang,
         headings=(labels["description"], labels["when"], labels["fix"]),
+        retried=retried,
     )
 
 
