@@ -172,3 +172,10 @@ async def test_banner_fills_the_status_its_text_quotes(name: str, status: str) -
     async with lab_process("--fault", name) as (_proc, lines):
         expect = next(line for line in lines if line.startswith("A correct client reports"))
         assert status in expect and "HTTP :" not in expect and "<status>" not in expect
+        if name == "http-502":
+            # Like a real proxy, the lab names itself in Server, which check shows.
+            url = next(line.split("URL: ", 1)[1] for line in lines if line.startswith("URL: "))
+            exit_code, result = await check(url)
+            steps = result["steps"]
+            assert exit_code == 6 and isinstance(steps, list)
+            assert steps[-1]["details"]["shown"]["Server"] == "wsdoctor-lab-proxy"

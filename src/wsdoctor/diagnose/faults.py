@@ -156,7 +156,8 @@ _HTTP_ANSWERS: dict[str, tuple[int, list[tuple[str, str]], str]] = {
     "http-403": (403, [], "this lab server forbids every upgrade\n"),
     "http-404": (404, [], "no WebSocket endpoint at this path\n"),
     "http-429": (429, [("Retry-After", "30")], "too many connections; retry in 30 s\n"),
-    "http-502": (502, [], "the upstream behind this proxy is down\n"),
+    # A proxy names itself in Server: the header a correct client shows on a 502.
+    "http-502": (502, [("Server", "wsdoctor-lab-proxy")], "the upstream behind this proxy is down\n"),
     "redirect-302": (302, [("Location", HEALTHY_PATH)], f"moved to {HEALTHY_PATH}\n"),
 }
 
