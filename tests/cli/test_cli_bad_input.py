@@ -279,3 +279,36 @@ def test_sigterm_on_serve_is_a_graceful_stop() -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+async def test_ctrl_c_on_a_lab_with_a_client_connected_is_quiet() -> None:
+    """A raw fault server cancelled at shutdown must not print asyncio's callback traceback."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsdoctor",
+        "serve",
+        "--fault",
+        "no-pong",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        while not url:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, "the lab ended before printing its URL"
+            if line.startswith("URL: "):
+                url = line.split("URL: ", 1)[1].strip()
+        # An open connection whose handler is parked reading: it is cancelled at shutdown.
+        ws = await wsdoctor.connect(url, ping_interval=None, open_timeout=10)
+        code, err = await interrupt(proc)
+        await ws.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 130 and "Traceback" not in err and "Exception in callback" not in err, err

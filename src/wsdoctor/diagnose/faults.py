@@ -205,6 +205,10 @@ def _raw(action: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitabl
                 await action(reader, writer)
         except (ConnectionError, OSError, ValueError):
             pass
+        except asyncio.CancelledError:
+            # Cancelled at shutdown (Ctrl-C): end quietly. Python 3.11's stream server
+            # asks a cancelled handler task for its exception and logs a traceback.
+            pass
         finally:
             writer.close()
 
