@@ -102,9 +102,11 @@ def mask_header(name: str, value: str) -> str:
     return f"{first.partition('=')[0].strip()}={MASK}" + (f";{attributes}" if sep else "")
 
 
-def describe_binary(data: bytes) -> str:
+def describe_binary(data: bytes, lang: str = "en") -> str:
     """A binary message as a person reads it, never mistaken for a text message."""
-    return f"[binary, {len(data)} byte{'s' if len(data) != 1 else ''}] {data.hex(' ')}".rstrip()
+    words = ui(lang)["connect"]
+    size = words["binary_one"] if len(data) == 1 else words["binary"].format(count=len(data))
+    return f"{size} {data.hex(' ')}".rstrip()
 
 
 class Usage(Exception):
@@ -116,6 +118,7 @@ class Session:
 
     def __init__(self, ws: WebSocketConnection, err: Console, *, terminal: bool, jsonl: bool, lang: str) -> None:
         self.ws = ws
+        self.lang = lang
         self.words: dict[str, str] = ui(lang)["connect"]
         self.err = err
         self.terminal = terminal
@@ -163,7 +166,8 @@ class Session:
                 elif isinstance(message, str):
                     self.emit(f"< {message}" if self.terminal else message)
                 else:
-                    self.emit(f"< {describe_binary(message)}" if self.terminal else describe_binary(message))
+                    shown = describe_binary(message, self.lang)
+                    self.emit(f"< {shown}" if self.terminal else shown)
         except ConnectionClosed:
             pass
 
