@@ -718,8 +718,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                 except TimeoutError:
                     self.logger.debug("keepalive: no pong within %s s", self.ping_timeout)
                     if self._paused_writing or self._unsent_bytes() > 0:
-                        # Our own writes are stuck above the high-water mark: the peer stopped
-                        # reading, and a Close frame queued behind them would never arrive.
+                        # Our writes are not draining (the kernel's buffers are full): the peer
+                        # stopped reading, and a Close frame queued behind them would never arrive.
                         self._abort_stalled(f"no Pong within {self.ping_timeout:g} s of a keepalive Ping")
                         await asyncio.shield(self._closed)
                         return
