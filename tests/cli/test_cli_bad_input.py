@@ -150,6 +150,7 @@ async def test_bad_input_subprocess(counter: Counter, args: list[str], message: 
         (["demo", "--timeout", "nan"], "NaN"),
         (["connect", "ws://h/", "--wait", "-1"], "0 seconds or more"),
         (["check", "ws://h/\udcff\udcfe"], "not valid UTF-8"),
+        (["check", "ws://h/", "--header", "X-A: \udcff"], "the byte 0xff (not UTF-8) at position 0"),
         (["nosuch"], "No such command"),
     ],
 )

@@ -51,11 +51,15 @@ def _check_value(name: str, value: str) -> None:
     bad = _BAD_VALUE_CHAR.search(value)
     if bad is not None:
         char = bad.group()
-        what = (
-            "a line break (CR or LF), which would inject a header"
-            if char in "\r\n"
-            else (f"the non-ASCII character {char!r}" if ord(char) > 0x7E else f"the control character {char!r}")
-        )
+        if char in "\r\n":
+            what = "a line break (CR or LF), which would inject a header"
+        elif 0xDC80 <= ord(char) <= 0xDCFF:
+            # A command-line byte that was not UTF-8 (surrogateescape): show the byte itself.
+            what = f"the byte {ord(char) - 0xDC00:#04x} (not UTF-8)"
+        elif ord(char) > 0x7E:
+            what = f"the non-ASCII character {char!r}"
+        else:
+            what = f"the control character {char!r}"
         raise InvalidHeader(f"the value of {name} contains {what} at position {bad.start()}")
 
 
