@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
+from _helpers import serve_process
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.diagnose.certs import Pki
@@ -235,31 +236,19 @@ async def test_connect_explains_server_close() -> None:
 
 
 def test_serve_logs_endings_and_shuts_down() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on ws://127.0.0.1:" in line
-        url = line.split("listening on ", 1)[1].split()[0]
+    with serve_process(env={**os.environ, "COLUMNS": "200"}) as server:
+        assert "listening on ws://127.0.0.1:" in server.banner
 
         async def talk() -> None:
-            async with wsdoctor.connect(url) as ws:
+            async with wsdoctor.connect(server.url) as ws:
                 await ws.send("x")
                 assert await ws.recv() == "x"
                 await ws.close(4002, "client done")
 
         asyncio.run(talk())
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130  # stopped by Ctrl-C, as shells report it
+        server.proc.send_signal(signal.SIGINT)
+        out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 130  # stopped by Ctrl-C, as shells report it
     assert "4002" in out and "client done" in out and "closed.by_peer" in out
     assert "shutting down" in out
 

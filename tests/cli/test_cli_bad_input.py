@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
+from _helpers import serve_process, serve_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 
@@ -179,26 +180,11 @@ async def interrupt(proc: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 async def test_ctrl_c_on_serve_exits_130() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "serve",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
+    async with serve_subprocess(stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"}) as proc:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert b"listening on" in line
         code, err = await interrupt(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert code == 130 and "Traceback" not in err and err == ""
 
 
@@ -254,19 +240,8 @@ async def test_ctrl_c_on_check_exits_130(counter: Counter) -> None:
 
 
 def test_sigterm_on_serve_is_a_graceful_stop() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert "listening on" in proc.stdout.readline()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0 and "Traceback" not in err
+    with serve_process(stderr=subprocess.PIPE) as server:
+        assert "listening on" in server.banner
+        server.proc.send_signal(signal.SIGTERM)
+        _, err = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0 and "Traceback" not in err

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import wsdoctor
+from _helpers import serve_subprocess
 from wsdoctor.cli._lang import default_lang
 from wsdoctor.cli._serve import echo
 from wsdoctor.diagnose.demo import scenarios
@@ -184,31 +185,21 @@ async def _spanish_session() -> list[tuple[str, str]]:
 
     # serve and the lab: start, one connection, stop.
     for extra in ([], ["--fault", "healthy"]):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "serve",
-            "--port",
-            "0",
-            *extra,
-            stdout=asyncio.subprocess.PIPE,
-            env={**ENV, "WSDOCTOR_LANG": "es"},
-        )
-        assert proc.stdout is not None
-        first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        lines = [first]
-        while "ws://" not in lines[-1]:
-            lines.append((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
-        server_url = re.search(r"ws://\S+/", lines[-1])
-        assert server_url is not None
-        async with wsdoctor.connect(server_url.group(0)) as ws:
-            await ws.send("x")
-            await ws.recv()
-        await asyncio.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        rest = await asyncio.wait_for(proc.stdout.read(), 30)
-        await asyncio.wait_for(proc.wait(), 30)
+        async with serve_subprocess(*extra, env={**ENV, "WSDOCTOR_LANG": "es"}) as proc:
+            assert proc.stdout is not None
+            first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            lines = [first]
+            while "ws://" not in lines[-1]:
+                lines.append((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
+            server_url = re.search(r"ws://\S+/", lines[-1])
+            assert server_url is not None
+            async with wsdoctor.connect(server_url.group(0)) as ws:
+                await ws.send("x")
+                await ws.recv()
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            rest = await asyncio.wait_for(proc.stdout.read(), 30)
+            await asyncio.wait_for(proc.wait(), 30)
         printed.append((f"serve {' '.join(extra)}", "".join(lines) + rest.decode()))
     return printed
 

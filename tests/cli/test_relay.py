@@ -7,39 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 import wsdoctor
+from _helpers import serve_process
 from redis_servers import RedisServer
 
 CHANNEL = "wsdoctor:room:/chat"
-
-
-@contextmanager
-def serving(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``wsdoctor serve ARGS`` on a free port; yields its URL; stops it with SIGINT (then kills)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on ws://127.0.0.1:" in line, line
-        yield line.split("listening on ", 1)[1].split()[0], proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+ENV = {**os.environ, "COLUMNS": "200"}
 
 
 def subscribers(redis: RedisServer, channel: str = CHANNEL) -> int:
@@ -56,7 +32,9 @@ async def wait_subscribers(redis: RedisServer, n: int) -> None:
 
 
 def test_relay_sends_to_the_others_on_the_same_path() -> None:
-    with serving("--relay") as (url, _proc):
+    with serve_process("--relay", env=ENV) as server:
+        assert "listening on ws://127.0.0.1:" in server.banner, server.banner
+        url = server.url
 
         async def talk() -> None:
             async with asyncio.timeout(15):
@@ -78,7 +56,12 @@ def test_relay_sends_to_the_others_on_the_same_path() -> None:
 
 
 def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> None:
-    with serving("--redis", redis_server.url) as (url_a, proc_a), serving("--redis", redis_server.url) as (url_b, _):
+    with (
+        serve_process("--redis", redis_server.url, env=ENV) as a,
+        serve_process("--redis", redis_server.url, env=ENV) as b,
+    ):
+        assert "listening on ws://127.0.0.1:" in a.banner and "listening on ws://127.0.0.1:" in b.banner
+        url_a, proc_a, url_b = a.url, a.proc, b.url
         assert url_a != url_b
 
         async def talk() -> None:
@@ -101,7 +84,9 @@ def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> Non
 
 
 def test_workers_share_one_port_and_relay_through_redis(redis_server: RedisServer) -> None:
-    with serving("--redis", redis_server.url, "--workers", "2") as (url, proc):
+    with serve_process("--redis", redis_server.url, "--workers", "2", env=ENV) as server:
+        assert "listening on ws://127.0.0.1:" in server.banner, server.banner
+        url, proc = server.url, server.proc
         assert proc.stdout is not None
         proc.stdout.readline()  # the second worker's banner
 
