@@ -1,10 +1,11 @@
-"""``wsdoctor serve`` as a real child process, for the tests that need the command itself, not the library.
+"""The ``wsdoctor`` command as a real child process, for the tests that need the command, not the library.
 
-Every such test starts the server on a free port (``--port 0``), learns its URL from the banner, and
-must never leave a server behind when an assertion fails halfway: these context managers do all three.
-On leaving, a server that is still running gets Ctrl-C (SIGINT), the way a person stops it, and is
-killed if it has not stopped after a while. A test that stops the server itself (to check the exit
-status or the last lines) does so inside the block; the cleanup then has nothing to do.
+``run_wsdoctor`` runs one command to its end under a time limit. ``serve_process`` and
+``serve_subprocess`` start ``wsdoctor serve`` on a free port (``--port 0``), learn its URL from the
+banner, and never leave a server behind when an assertion fails halfway: on leaving, a server that
+is still running gets Ctrl-C (SIGINT), the way a person stops it, and is killed if it has not
+stopped after a while. A test that stops the server itself (to check the exit status or the last
+lines) does so inside the block; the cleanup then has nothing to do.
 """
 
 from __future__ import annotations
@@ -17,7 +18,39 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
-SERVE = [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"]
+WSDOCTOR = [sys.executable, "-m", "wsdoctor"]
+SERVE = [*WSDOCTOR, "serve", "--port", "0"]
+
+
+async def run_wsdoctor(
+    *args: str,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    merge_stderr: bool = False,
+    timeout: float = 60,
+) -> tuple[int, str, str]:
+    """``wsdoctor ARGS`` to its end: (exit status, standard output, standard error) as text.
+
+    ``stdin`` is piped in whole (None: nothing, /dev/null); ``env`` is the child's whole environment
+    (None: this process's); ``merge_stderr`` sends standard error into standard output, in order,
+    and leaves the third value empty. A command still running after ``timeout`` seconds fails the test.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *WSDOCTOR,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), (err or b"").decode()
 
 
 @dataclass

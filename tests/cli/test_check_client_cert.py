@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import sys
 from pathlib import Path
 
 import pytest
 
 import wsdoctor
+from _helpers import run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
@@ -22,21 +21,6 @@ async def echo(ws: WebSocketConnection) -> None:
         await ws.send(message)
 
 
-async def wsdoctor_cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["TLSv1.3", "TLSv1.2"])
 async def test_check_with_and_without_a_client_certificate(tmp_path: Path, version: ssl.TLSVersion) -> None:
     pki = Pki(tmp_path)
@@ -46,9 +30,9 @@ async def test_check_with_and_without_a_client_certificate(tmp_path: Path, versi
     async with wsdoctor.serve(echo, HOST, 0, ssl=server_ctx) as server:
         url = f"wss://{HOST}:{server.port_number}/"
         ca = ("--ca", str(pki.ca_file))
-        without = await wsdoctor_cli("check", url, *ca, "--json")
-        with_cert = await wsdoctor_cli("check", url, *ca, "--cert", str(cert), "--key", str(key), "--json")
-        text = await wsdoctor_cli("check", url, *ca)
+        without = await run_wsdoctor("check", url, *ca, "--json")
+        with_cert = await run_wsdoctor("check", url, *ca, "--cert", str(cert), "--key", str(key), "--json")
+        text = await run_wsdoctor("check", url, *ca)
     code, out, _ = without
     assert code == 5
     ending = json.loads(out)["ending"]
@@ -66,10 +50,10 @@ async def test_connect_with_a_client_certificate(tmp_path: Path) -> None:
     cert, key = pki.client_cert()
     async with wsdoctor.serve(echo, HOST, 0, ssl=pki.requiring_client_cert([HOST])) as server:
         url = f"wss://{HOST}:{server.port_number}/"
-        code, out, _ = await wsdoctor_cli(
+        code, out, _ = await run_wsdoctor(
             "connect", url, "--ca", str(pki.ca_file), "--cert", str(cert), "--key", str(key), stdin=b"over mtls\n"
         )
-        refused = await wsdoctor_cli("connect", url, "--ca", str(pki.ca_file), "--lang", "es", stdin=b"x\n")
+        refused = await run_wsdoctor("connect", url, "--ca", str(pki.ca_file), "--lang", "es", stdin=b"x\n")
     assert code == 0 and "over mtls" in out
     code, out, err = refused  # the ending goes to stderr; the exit status names the TLS step, as check's does
     assert code == 5 and out == "" and "tls.client_cert_required" in err and "certificado de cliente" in err
@@ -85,6 +69,6 @@ async def test_cert_and_key_usage_errors(tmp_path: Path) -> None:
         (["connect", "wss://127.0.0.1:1/", "--cert", str(tmp_path / "none.pem")], "does not exist"),
     ]
     for args, message in cases:
-        code, out, err = await wsdoctor_cli(*args)
+        code, out, err = await run_wsdoctor(*args)
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err, (args, err)

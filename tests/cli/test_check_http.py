@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 import wsdoctor
+from _helpers import run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
@@ -56,12 +56,8 @@ async def answering(answer: bytes) -> AsyncIterator[str]:
 
 
 async def check(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wsdoctor", "check", *args, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    code, out, _ = await run_wsdoctor("check", *args)
+    return code, out
 
 
 def step_line(text: str, title: str = "HTTP upgrade:") -> str:

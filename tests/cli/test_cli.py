@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
-from _helpers import serve_process
+from _helpers import run_wsdoctor, serve_process
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.diagnose.certs import Pki
@@ -105,12 +105,8 @@ async def echo(ws: WebSocketConnection) -> None:
 
 
 async def check_json(*args: str) -> tuple[int, dict[str, object]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wsdoctor", "check", *args, "--json", stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out)
+    code, out, _ = await run_wsdoctor("check", *args, "--json")
+    return code, json.loads(out)
 
 
 async def test_check_healthy_json_shape() -> None:
@@ -132,21 +128,10 @@ async def test_check_1010_exit_code_and_text() -> None:
     async with wsdoctor.serve(echo, HOST, 0, compression=None) as server:
         url = f"ws://{HOST}:{server.port_number}/"
         code, data = await check_json(url, "--require-extension", "permessage-deflate")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "check",
-            url,
-            "--require-extension",
-            "permessage-deflate",
-            stdout=asyncio.subprocess.PIPE,
-        )
-        text, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert code == 7 and proc.returncode == 7
+        text_code, output, _ = await run_wsdoctor("check", url, "--require-extension", "permessage-deflate")
+    assert code == 7 and text_code == 7
     ending = data["ending"]
     assert isinstance(ending, dict) and (ending["code"], ending["cause"]) == (1010, "extension.missing")
-    output = text.decode()
     assert "Negotiation: FAILED" in output and "1010 Mandatory Extension" in output
     assert "Sec-WebSocket-Extensions" in output and "\x1b[" not in output
 
@@ -193,18 +178,11 @@ async def test_check_refused_and_usage_errors() -> None:
 
 async def test_connect_piped() -> None:
     async with wsdoctor.serve(echo, HOST, 0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "connect",
-            f"ws://{HOST}:{server.port_number}/",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+        code, out, _ = await run_wsdoctor(
+            "connect", f"ws://{HOST}:{server.port_number}/", stdin=b"hello\n/binary 00ff\nworld\n"
         )
-        out, _ = await asyncio.wait_for(proc.communicate(b"hello\n/binary 00ff\nworld\n"), 60)
-    assert proc.returncode == 0
-    assert out.decode().splitlines()[:3] == ["hello", "[binary, 2 bytes] 00 ff", "world"]
+    assert code == 0
+    assert out.splitlines()[:3] == ["hello", "[binary, 2 bytes] 00 ff", "world"]
 
 
 async def test_connect_explains_server_close() -> None:
@@ -279,19 +257,8 @@ def test_demo_passes_and_reports_every_scenario() -> None:
 
 async def test_check_in_spanish() -> None:
     async with wsdoctor.serve(echo, HOST, 0, compression=None) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "check",
-            f"ws://{HOST}:{server.port_number}/",
-            "--require-extension",
-            "permessage-deflate",
-            "--lang",
-            "es",
-            stdout=asyncio.subprocess.PIPE,
+        code, text, _ = await run_wsdoctor(
+            "check", f"ws://{HOST}:{server.port_number}/", "--require-extension", "permessage-deflate", "--lang", "es"
         )
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    text = out.decode()
-    assert proc.returncode == 7
+    assert code == 7
     assert "Negociación: FALLÓ" in text and "1010 Extensión obligatoria" in text and "Cómo solucionarlo" in text

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
-from _helpers import serve_process, serve_subprocess
+from _helpers import run_wsdoctor, serve_process, serve_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 
@@ -59,21 +59,6 @@ def assert_one_line_usage_error(returncode: int, stdout: str, stderr: str, messa
     assert len(lines) == 1 and "error:" in lines[0], stderr
     assert message in lines[0], (message, stderr)
     assert stdout == "", stdout
-
-
-async def run_wsdoctor(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize(

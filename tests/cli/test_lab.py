@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
-from _helpers import serve_subprocess
+from _helpers import run_wsdoctor, serve_subprocess
 from wsdoctor.cli._serve import echo
 from wsdoctor.diagnose.certs import Pki
 from wsdoctor.diagnose.faults import FAULTS, Fault, get_fault, start_fault
@@ -35,22 +35,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 async def check(url: str, *args: str) -> tuple[int, dict[str, object]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "check",
-        url,
-        "--json",
-        "--timeout",
-        "2",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, _err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out)
+    code, out, _ = await run_wsdoctor("check", url, "--json", "--timeout", "2", *args)
+    return code, json.loads(out)
 
 
 @pytest.mark.parametrize("name", [f.name for f in FAULTS])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import wsdoctor
-from _helpers import serve_subprocess
+from _helpers import run_wsdoctor, serve_subprocess
 from wsdoctor.cli._lang import default_lang
 from wsdoctor.cli._serve import echo
 from wsdoctor.diagnose.demo import scenarios
@@ -157,20 +157,9 @@ async def _spanish_session() -> list[tuple[str, str]]:
     printed: list[tuple[str, str]] = []
 
     async def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**ENV, "WSDOCTOR_LANG": "es"},
-        )
-        out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
-        printed.append((" ".join(args), out.decode() + err.decode()))
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        code, out, err = await run_wsdoctor(*args, stdin=stdin, env={**ENV, "WSDOCTOR_LANG": "es"}, timeout=120)
+        printed.append((" ".join(args), out + err))
+        return code, out, err
 
     for args in (["codes"], ["explain", "1006"], ["explain", "4001"], ["compare", "1000", "1006"], ["demo"]):
         await run(*args)
