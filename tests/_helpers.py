@@ -14,9 +14,12 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+
+import wsdoctor
+from wsdoctor import WebSocketConnection
 
 WSDOCTOR = [sys.executable, "-m", "wsdoctor"]
 SERVE = [*WSDOCTOR, "serve", "--port", "0"]
@@ -117,3 +120,20 @@ async def serve_subprocess(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+def ending_catcher() -> tuple[asyncio.Future[wsdoctor.Ending], Callable[[WebSocketConnection], Awaitable[None]]]:
+    """A server handler that waits for a message that never comes, and the future that gets its ending.
+
+    For the tests of what a server sees when the client closes: the handler is still in ``recv()``
+    when the Close frame arrives, so the ending is the one the application would catch.
+    """
+    seen: asyncio.Future[wsdoctor.Ending] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: WebSocketConnection) -> None:
+        try:
+            await ws.recv()
+        except wsdoctor.ConnectionClosed as exc:
+            seen.set_result(exc.ending)
+
+    return seen, handler
