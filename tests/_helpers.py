@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import wsdoctor
@@ -101,15 +101,19 @@ def serve_process(
 
 
 @asynccontextmanager
-async def serve_subprocess(
-    *args: str, env: Mapping[str, str] | None = None, stderr: int | None = None
+async def wsdoctor_subprocess(
+    *args: str,
+    stdin: int | None = None,
+    stdout: int | None = asyncio.subprocess.PIPE,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``wsdoctor serve --port 0 ARGS`` under asyncio, standard output piped (bytes); the caller reads it.
+    """``wsdoctor ARGS`` under asyncio, for a test that talks to it or signals it while it runs.
 
-    Unlike ``serve_process`` it reads nothing first: the lab prints several lines before its URL, and
-    each test knows which line it waits for.
+    ``stdin``, ``stdout`` and ``stderr`` are passed as they are (standard output is piped, as bytes,
+    unless told otherwise); ``env`` is the child's whole environment (None: this process's).
     """
-    proc = await asyncio.create_subprocess_exec(*SERVE, *args, stdout=asyncio.subprocess.PIPE, stderr=stderr, env=env)
+    proc = await asyncio.create_subprocess_exec(*WSDOCTOR, *args, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
     try:
         yield proc
     finally:
@@ -120,6 +124,17 @@ async def serve_subprocess(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+def serve_subprocess(
+    *args: str, env: Mapping[str, str] | None = None, stderr: int | None = None
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """``wsdoctor serve --port 0 ARGS`` under ``wsdoctor_subprocess``; the caller reads its output.
+
+    Unlike ``serve_process`` it reads nothing first: the lab prints several lines before its URL, and
+    each test knows which line it waits for.
+    """
+    return wsdoctor_subprocess("serve", "--port", "0", *args, stderr=stderr, env=env)
 
 
 def ending_catcher() -> tuple[asyncio.Future[wsdoctor.Ending], Callable[[WebSocketConnection], Awaitable[None]]]:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
-from _helpers import run_wsdoctor, serve_process
+from _helpers import run_wsdoctor, serve_process, wsdoctor_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.diagnose.certs import Pki
@@ -191,20 +191,18 @@ async def test_connect_explains_server_close() -> None:
         await ws.close(4001, "go away")
 
     async with wsdoctor.serve(closer, HOST, 0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
+        async with wsdoctor_subprocess(
             "connect",
             f"ws://{HOST}:{server.port_number}/",
             stdin=asyncio.subprocess.PIPE,
+            stdout=None,
             stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(b"hi\n")
-        await proc.stdin.drain()
-        out = await asyncio.wait_for(proc.stderr.read(), 60) if proc.stderr else b""
-        await asyncio.wait_for(proc.wait(), 30)
+        ) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b"hi\n")
+            await proc.stdin.drain()
+            out = await asyncio.wait_for(proc.stderr.read(), 60) if proc.stderr else b""
+            await asyncio.wait_for(proc.wait(), 30)
     text = out.decode()
     assert proc.returncode == 1
     assert "4001" in text and "go away" in text and "closed.by_peer" in text

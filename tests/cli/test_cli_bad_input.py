@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
-from _helpers import run_wsdoctor, serve_process, serve_subprocess
+from _helpers import run_wsdoctor, serve_process, serve_subprocess, wsdoctor_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 
@@ -182,45 +181,23 @@ async def test_ctrl_c_on_connect_exits_130() -> None:
             pass
 
     async with wsdoctor.serve(handler, HOST, 0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
+        async with wsdoctor_subprocess(
             "connect",
             f"ws://{HOST}:{server.port_number}/",
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )
-        try:
+        ) as proc:
             await asyncio.wait_for(connected.wait(), 30)
             code, err = await interrupt(proc)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     assert code == 130 and "Traceback" not in err
 
 
 async def test_ctrl_c_on_check_exits_130(counter: Counter) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "check",
-        f"ws://{HOST}:{counter.port}/",
-        "--timeout",
-        "30",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with wsdoctor_subprocess(
+        "check", f"ws://{HOST}:{counter.port}/", "--timeout", "30", stderr=asyncio.subprocess.PIPE
+    ) as proc:
         await asyncio.wait_for(counter.accepted.wait(), 30)
         code, err = await interrupt(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert code == 130 and "Traceback" not in err
 
 
