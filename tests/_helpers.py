@@ -152,3 +152,29 @@ def ending_catcher() -> tuple[asyncio.Future[wsdoctor.Ending], Callable[[WebSock
             seen.set_result(exc.ending)
 
     return seen, handler
+
+
+@asynccontextmanager
+async def answering(head: bytes, body: bytes = b"", *, close: bool = True) -> AsyncIterator[str]:
+    """A raw HTTP server on loopback that answers every request with ``head`` and ``body``; yields its ws:// URL.
+
+    For the answers a real WebSocket server never gives (401, 502, a redirect, a huge body): the
+    client under test sees them byte for byte. ``close=False`` holds the connection open after
+    the answer, as a server that keeps the socket alive does.
+    """
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head + body)
+            await writer.drain()
+            if not close:
+                await reader.read()  # hold the connection open until the client gives up
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat"

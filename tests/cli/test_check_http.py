@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wsdoctor
-from _helpers import run_wsdoctor
+from _helpers import answering, run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
@@ -36,23 +34,6 @@ ANSWERS = {
 async def echo(ws: WebSocketConnection) -> None:
     async for message in ws:
         await ws.send(message)
-
-
-@asynccontextmanager
-async def answering(answer: bytes) -> AsyncIterator[str]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer)
-            await writer.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, HOST, 0)
-    async with server:
-        yield f"ws://{HOST}:{server.sockets[0].getsockname()[1]}/chat"
 
 
 async def check(*args: str) -> tuple[int, str]:
