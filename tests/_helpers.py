@@ -137,6 +137,12 @@ def serve_subprocess(
     return wsdoctor_subprocess("serve", "--port", "0", *args, stderr=stderr, env=env)
 
 
+async def echo(ws: WebSocketConnection) -> None:
+    """The plainest server handler: every message straight back, until the client closes."""
+    async for message in ws:
+        await ws.send(message)
+
+
 def ending_catcher() -> tuple[asyncio.Future[wsdoctor.Ending], Callable[[WebSocketConnection], Awaitable[None]]]:
     """A server handler that waits for a message that never comes, and the future that gets its ending.
 

@@ -14,15 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import wsdoctor
-from _helpers import ending_catcher
+from _helpers import echo, ending_catcher
 from wsdoctor import ConnectionClosedError, ConnectionClosedOK, WebSocketConnection
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 @pytest.fixture

@@ -10,17 +10,12 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
-from _helpers import answering
+from _helpers import answering, echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.client import Step
 from wsdoctor.diagnose.certs import Pki
 
 HOST = "127.0.0.1"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def response(status_line: str, *headers: str, body: bytes = b"") -> tuple[bytes, bytes]:

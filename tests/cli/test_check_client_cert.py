@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
-from _helpers import run_wsdoctor
-from wsdoctor import WebSocketConnection
+from _helpers import echo, run_wsdoctor
 from wsdoctor.diagnose.certs import Pki
 
 HOST = "127.0.0.1"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["TLSv1.3", "TLSv1.2"])

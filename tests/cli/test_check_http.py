@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 import wsdoctor
-from _helpers import answering, run_wsdoctor
-from wsdoctor import WebSocketConnection
+from _helpers import answering, echo, run_wsdoctor
 from wsdoctor.diagnose.certs import Pki
 
 HOST = "127.0.0.1"
@@ -29,11 +28,6 @@ ANSWERS = {
     ),
     "400": b"HTTP/1.1 400 Bad Request\r\nContent-Length: 27\r\n\r\nunknown subprotocol 'chat'\n",
 }
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 async def check(*args: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
-from _helpers import run_wsdoctor, serve_process, wsdoctor_subprocess
+from _helpers import echo, run_wsdoctor, serve_process, wsdoctor_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.diagnose.certs import Pki
@@ -97,11 +97,6 @@ def test_python_dash_m() -> None:
 
 
 # -------------------------------------------------------------------- check
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 async def check_json(*args: str) -> tuple[int, dict[str, object]]:

@@ -13,17 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
-from _helpers import run_wsdoctor
+from _helpers import echo, run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.protocol._handshake import Request
 
 HOST = "127.0.0.1"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,13 +10,7 @@ import signal
 import pytest
 
 import wsdoctor
-from _helpers import serve_process
-from wsdoctor import WebSocketConnection
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
+from _helpers import echo, serve_process
 
 
 async def test_upgrades_beyond_the_cap_get_503(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,18 +15,13 @@ import signal
 import pytest
 
 import wsdoctor
-from _helpers import serve_process
+from _helpers import echo, serve_process
 from wsdoctor import WebSocketConnection
 
 from ._peers import client_frame, deflate_bomb, raw_upgrade, read_frame, server_frame, upgrade_request
 
 BOMB = 64 << 20  # inflated size; 64 times max_size
 DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def logged_endings(caplog: pytest.LogCaptureFixture) -> list[wsdoctor.Ending]:
