@@ -58,3 +58,14 @@ def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterNodes]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_with_replicas(tmp_path: Path) -> Iterator[RedisClusterNodes]:
+    """Three masters with one replica each (6 nodes), for failovers; stopped after the test."""
+    cluster = RedisClusterNodes(tmp_path / "cluster", replicas=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

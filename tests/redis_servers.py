@@ -97,9 +97,10 @@ class RedisServer:
 
 
 class RedisClusterNodes:
-    """Three redis-server processes in cluster mode, joined with redis-cli, no replicas."""
+    """Three masters in cluster mode (and ``replicas`` replicas of each), joined with redis-cli."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, replicas: int = 0) -> None:
+        self.replicas = replicas
         self.nodes = [
             RedisServer(
                 workdir / f"node{i}",
@@ -114,7 +115,7 @@ class RedisClusterNodes:
                 "--cluster-port",
                 str(free_port()),
             )
-            for i in range(3)
+            for i in range(3 * (1 + replicas))
         ]
 
     @property
@@ -131,7 +132,7 @@ class RedisClusterNodes:
                 "create",
                 *(f"127.0.0.1:{n.port}" for n in self.nodes),
                 "--cluster-replicas",
-                "0",
+                str(self.replicas),
                 "--cluster-yes",
             ],
             check=True,
@@ -154,3 +155,11 @@ class RedisClusterNodes:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def cli(self, node: RedisServer, *args: str) -> str:
+        return subprocess.run(
+            ["redis-cli", "-p", str(node.port), *args], capture_output=True, text=True, timeout=10
+        ).stdout
+
+    def role(self, node: RedisServer) -> str:
+        return self.cli(node, "role").split("\n", 1)[0].strip()

@@ -224,3 +224,35 @@ async def test_the_readme_fastapi_snippet_rooms_on_the_hub() -> None:
             await asyncio.sleep(0.02)
         assert len(hub.members("blue")) == 1
         await a.close()
+
+
+async def test_hub_members_on_another_asgi_server_are_sent_to_through_the_framework() -> None:
+    import wsdoctor
+
+    hub = wsdoctor.Hub()
+    left = asyncio.Event()
+
+    async def room(ws: StarletteWebSocket) -> None:
+        await ws.accept()
+        hub.join("lobby", ws)
+        try:
+            while True:
+                await hub.publish("lobby", await ws.receive_text())
+        except WebSocketDisconnect:
+            hub.leave("lobby", ws)
+            left.set()
+
+    app = Starlette(routes=[WebSocketRoute("/", room)])
+    async with asyncio.timeout(20), uvicorn_running(app, ws="wsproto") as server:
+        a = await websockets.connect(server.url("/"))
+        b = await websockets.connect(server.url("/"))
+        await asyncio.sleep(0.2)
+        assert hub.members("lobby") == frozenset()  # no wsdoctor connection under wsproto
+        assert hub.rooms() == ["lobby"]
+        await a.send("through starlette")
+        assert await a.recv() == "through starlette" and await b.recv() == "through starlette"
+        await b.close()
+        await asyncio.wait_for(left.wait(), 5)
+        await a.send("only a now")
+        assert await a.recv() == "only a now"
+        await a.close()

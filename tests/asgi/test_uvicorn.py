@@ -264,3 +264,79 @@ def test_the_class_is_what_uvicorn_imports() -> None:
     from wsdoctor.asgi import WebSocketProtocol
 
     assert config.ws_protocol_class is WebSocketProtocol
+
+
+async def scope_reporter(scope: Scope, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": json.dumps({"client": scope["client"], "scheme": scope["scheme"]})})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+async def test_proxy_headers_reach_the_scope_as_uvicorn_passes_them(impl: str) -> None:
+    options = {"proxy_headers": True, "forwarded_allow_ips": "127.0.0.1"}
+    async with asyncio.timeout(20), uvicorn_running(scope_reporter, ws=impl, **options) as server:
+        headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        async with websockets.connect(server.url("/"), additional_headers=headers) as ws:
+            seen = json.loads(await ws.recv())
+    assert seen["client"][0] == "203.0.113.7" and seen["scheme"] == "wss"
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+async def test_tls_gives_the_wss_scheme(impl: str, tmp_path: Any) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    options = {"ssl_certfile": str(cert_file), "ssl_keyfile": str(key_file)}
+    async with asyncio.timeout(20), uvicorn_running(scope_reporter, ws=impl, **options) as server:
+        async with websockets.connect(f"wss://127.0.0.1:{server.port}/", ssl=client_ctx) as ws:
+            seen = json.loads(await ws.recv())
+    assert seen["scheme"] == "wss" and seen["client"][0] == "127.0.0.1"
+
+
+async def test_ws_max_queue_holds_messages_for_a_slow_app_without_losing_any() -> None:
+    release = asyncio.Event()
+    got: list[str] = []
+
+    async def slow(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await release.wait()
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            got.append(event["text"])
+            if len(got) == 50:
+                await send({"type": "websocket.close", "code": 1000})
+
+    async with asyncio.timeout(20), uvicorn_running(slow, ws_max_queue=2) as server:
+        async with websockets.connect(server.url("/")) as ws:
+            (protocol,) = list(server.server.server_state.connections)
+            assert getattr(protocol, "max_queue", None) == 2
+            for i in range(50):
+                await ws.send(f"m{i}")
+            await asyncio.sleep(0.2)
+            assert getattr(protocol, "_paused_reading", False)  # reading stopped at the queue's limit
+            release.set()
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+    assert got == [f"m{i}" for i in range(50)]
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_both_of_uvicorns_http_parsers_hand_the_upgrade_over(http: str) -> None:
+    app = App()
+    async with asyncio.timeout(20), uvicorn_running(app, http=http) as server:
+        seen = await conversation(server.url("/echo"))
+        await asyncio.wait_for(app.disconnected.wait(), 5)
+    assert seen["echoes"] == [True, True, True, True] and seen["close"] == (4001, "done here")

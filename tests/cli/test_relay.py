@@ -26,7 +26,7 @@ def subscribers(redis: RedisServer, channel: str = CHANNEL) -> int:
 
 
 async def wait_subscribers(redis: RedisServer, n: int) -> None:
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(45):
         while await asyncio.to_thread(subscribers, redis) < n:
             await asyncio.sleep(0.05)
 
@@ -88,11 +88,15 @@ def test_workers_share_one_port_and_relay_through_redis(redis_server: RedisServe
         assert "listening on ws://127.0.0.1:" in server.banner, server.banner
         url, proc = server.url, server.proc
         assert proc.stdout is not None
-        proc.stdout.readline()  # the second worker's banner
+        for line in proc.stdout:  # until the second worker listens too
+            if "listening on" in line:
+                break
+        else:
+            pytest.fail("the second worker did not start")
 
         async def talk() -> None:
-            async with asyncio.timeout(40):
-                clients = [await wsdoctor.connect(url + "chat") for _ in range(16)]
+            async with asyncio.timeout(90):
+                clients = [await wsdoctor.connect(url + "chat") for _ in range(24)]
                 await wait_subscribers(redis_server, 2)  # the kernel gave connections to both workers
                 await clients[0].send("to everyone")
                 for ws in clients[1:]:
@@ -120,3 +124,32 @@ def test_bad_relay_options_are_usage_errors(args: list[str], expected: str) -> N
     assert out.returncode == 2
     assert expected in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_two_servers_keep_relaying_across_a_redis_restart(redis_server: RedisServer) -> None:
+    with serving("--redis", redis_server.url) as (url_a, proc_a), serving("--redis", redis_server.url) as (url_b, _):
+
+        async def talk() -> None:
+            async with asyncio.timeout(60):
+                on_a = await wsdoctor.connect(url_a + "chat")
+                on_b = await wsdoctor.connect(url_b + "chat")
+                await wait_subscribers(redis_server, 2)
+                await on_a.send("before")
+                assert await on_b.recv() == "before"
+
+                await asyncio.to_thread(redis_server.stop)
+                await on_a.send("while redis is down")  # lost: pub/sub is at most once
+                assert await on_a.ping() >= 0 and await on_b.ping() >= 0  # both servers still serve
+                await asyncio.to_thread(redis_server.start)
+                await wait_subscribers(redis_server, 2)  # both resubscribed by themselves
+
+                await on_b.send("after")
+                assert await on_a.recv() == "after"  # and not the lost message
+                for ws in (on_a, on_b):
+                    await ws.close()
+
+        asyncio.run(talk())
+        proc_a.send_signal(signal.SIGINT)
+        out, _ = proc_a.communicate(timeout=30)
+    assert "was lost" in out and "hub.publish_lost" in out
+    assert "Redis is back" in out

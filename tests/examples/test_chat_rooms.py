@@ -59,3 +59,64 @@ async def test_rooms_across_two_servers_on_redis(redis_server: RedisServer) -> N
             await ws.close()
         await app_a.state.hub.close()
         await app_b.state.hub.close()
+
+
+def test_the_uvicorn_command_line_from_the_readme() -> None:
+    """``uvicorn examples.chat_rooms:app --ws wsdoctor.asgi:WebSocketProtocol``, then Ctrl+C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = EXAMPLE.parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    env.pop("WSDOCTOR_REDIS", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.chat_rooms:app",
+            "--ws",
+            "wsdoctor.asgi:WebSocketProtocol",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+        cwd=root,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        port = None
+        for _ in range(20):
+            line = proc.stderr.readline()
+            if "Uvicorn running on http://127.0.0.1:" in line:
+                port = int(line.split("127.0.0.1:", 1)[1].split()[0])
+                break
+        assert port is not None, "uvicorn did not start"
+
+        async def talk() -> int | None:
+            async with asyncio.timeout(20):
+                ws = await websockets.connect(f"ws://127.0.0.1:{port}/rooms/cli?nick=eve")
+                await ws.send("from the command line")
+                assert await ws.recv() == "eve: from the command line"
+                proc.send_signal(signal.SIGINT)
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    return exc.rcvd.code if exc.rcvd else None
+                return None
+
+        code = asyncio.run(talk())
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 1012
+    assert proc.returncode == 0
+    assert '"WebSocket /rooms/cli?nick=eve" ended: 1012' in err and "Cause: server.shutdown." in err

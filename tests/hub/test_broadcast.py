@@ -175,3 +175,62 @@ async def test_broadcast_many_writes_several_messages_in_order(room: tuple[Room,
             assert [await ws.recv() for _ in messages] == messages
             await ws.close()
         assert broadcast_many(r.members, []).sent == 0
+
+
+async def raw_client(port: int, extensions: str) -> socket.socket:
+    """A client on a bare socket that completes the upgrade and returns the socket, to read frames as bytes."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    request = (
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 4096)
+    assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" in head
+    return sock
+
+
+async def read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await asyncio.get_running_loop().sock_recv(sock, n - len(data))
+        assert chunk, "the server closed the connection"
+        data += chunk
+    return data
+
+
+async def read_frame(sock: socket.socket) -> bytes:
+    header = await read_exactly(sock, 2)
+    length = header[1] & 0x7F
+    extra = b""
+    if length == 126:
+        extra = await read_exactly(sock, 2)
+        length = int.from_bytes(extra, "big")
+    return header + extra + await read_exactly(sock, length)
+
+
+async def test_without_context_takeover_every_connection_gets_the_same_compressed_bytes(
+    room: tuple[Room, wsdoctor.Server],
+) -> None:
+    r, server = room
+    async with asyncio.timeout(10):
+        offer = "permessage-deflate; server_no_context_takeover"
+        socks = [await raw_client(server.port_number, offer) for _ in range(3)]
+        await r.wait_for(3)
+        message = "a message worth compressing, " * 20
+        wsdoctor.broadcast(r.members, message)
+        wsdoctor.broadcast(r.members, message)
+        frames = [[await read_frame(sock) for _ in range(2)] for sock in socks]
+        first = frames[0][0]
+        assert first[0] & 0x40, "RSV1: the frame is compressed"
+        assert len(first) < len(message) // 2
+        # The same bytes for every connection, and again for the second message: no context kept.
+        assert all(f == [first, first] for f in frames)
+        for sock in socks:
+            sock.close()

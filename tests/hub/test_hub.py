@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -200,3 +201,53 @@ async def test_a_burst_arrives_whole_and_in_order(redis_server: RedisServer) -> 
                 assert [await ws.recv() for _ in sent] == sent
                 await ws.close()
             assert hub.skipped == 0
+
+
+async def test_cluster_rooms_follow_their_slots_through_a_failover(
+    redis_cluster_with_replicas: RedisClusterNodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = redis_cluster_with_replicas
+    caplog.set_level(logging.WARNING, logger="wsdoctor.hub")
+    rooms = [f"room-{i}" for i in range(9)]
+    async with (
+        asyncio.timeout(90),
+        Hub(cluster.url, cluster=True, max_backoff=0.5) as hub,
+        Hub(cluster.url, cluster=True) as other,
+    ):
+        async with wsdoctor.serve(room_server(hub), "127.0.0.1", 0) as server:
+            clients = {room: await connect_to(server, room) for room in rooms}
+            await until(lambda: all(len(hub.members(r)) == 1 for r in rooms))
+            await hub.sync(timeout=30)
+            for room in rooms:
+                await other.publish(room, "before")
+            for ws in clients.values():
+                assert await ws.recv() == "before"
+
+            # A replica takes over its master's slots (a graceful manual failover).
+            # It needs its replication link up, and a failover that times out (a replica still
+            # catching up) is simply asked for again.
+            replica = next(n for n in cluster.nodes if cluster.role(n) == "slave")
+            await until(lambda: "connected" in cluster.cli(replica, "role").split(), 30)
+            for _ in range(5):
+                assert "OK" in await asyncio.to_thread(cluster.cli, replica, "cluster", "failover")
+                with contextlib.suppress(TimeoutError):
+                    await until(lambda: cluster.role(replica) == "master", 10)
+                    break
+            assert cluster.role(replica) == "master"
+
+            # Pub/sub is at most once: publish until every room's member hears again.
+            async def hears(room: str, ws: WebSocketConnection) -> None:
+                while True:
+                    await other.publish(room, "after")
+                    try:
+                        async with asyncio.timeout(0.5):
+                            while await ws.recv() != "after":
+                                pass
+                        return
+                    except TimeoutError:
+                        continue
+
+            await asyncio.gather(*(hears(room, ws) for room, ws in clients.items()))
+            for ws in clients.values():
+                await ws.close()
+    assert any("its slot moved" in r.getMessage() for r in caplog.records)

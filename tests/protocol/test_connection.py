@@ -531,3 +531,34 @@ def test_structured_fuzz_ends_cleanly(frames: list[tuple[int, bool, bool, bytes]
     if conn.failed:
         assert ending.code in (1002, 1007, 1009)
         assert out.endswith(b"\x88\x02" + ending.code.to_bytes(2, "big"))
+
+
+def test_masking_keys_are_fresh_for_every_frame() -> None:
+    """Keys are drawn from os.urandom in batches: every frame still gets its own."""
+    conn = client()
+    frames = [conn.send_binary(b"x") for _ in range(1000)]  # several batches of keys
+    keys = [frame[2:6] for frame in frames]
+    assert len(set(keys)) >= 995  # 1000 random 32-bit keys: a repeat is already unlikely
+    assert all(server().receive_data(frame) == [BinaryMessage(b"x")] for frame in frames)
+
+
+def test_receive_plain_gives_message_values_and_control_events() -> None:
+    """The asyncio layer's variant: the same parsing, data messages as str/bytes."""
+    from wsdoctor.protocol._deflate import PerMessageDeflate
+
+    sender = Connection(True, deflate=PerMessageDeflate(is_client=True, compress_threshold=0))
+    receiver = Connection(False, deflate=PerMessageDeflate(is_client=False))
+    wire = (
+        sender.send_text("héllo")
+        + sender.send_binary(b"\x00\xff" * 300)
+        + sender.send_frame(1, b"frag", fin=False)
+        + sender.send_ping(b"p")
+        + sender.send_frame(0, b"ment", fin=True)
+    )
+    events = receiver.receive_plain(wire)
+    assert events == ["héllo", b"\x00\xff" * 300, Ping(b"p"), "fragment"]
+    assert [type(e) for e in events[:2]] == [str, bytes]
+    # receive_data still speaks in events on the same connection.
+    assert receiver.receive_data(sender.send_binary(b"x" * 200)) == [BinaryMessage(b"x" * 200)]
+    bad = receiver.receive_plain(sender.send_frame(1, b"\xff", fin=True))
+    assert bad == [] and receiver.failed

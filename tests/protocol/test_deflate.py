@@ -293,3 +293,22 @@ def test_response_params() -> None:
         ("server_max_window_bits", "10"),
         ("client_max_window_bits", "9"),
     ]
+
+
+def test_shared_key_and_shared_compression() -> None:
+    """Codecs without context takeover compress alike: one compression serves them all."""
+    from wsdoctor.protocol._deflate import compress_shared
+
+    assert PerMessageDeflate(is_client=False).shared_key is None  # context takeover: its own history
+    assert (
+        PerMessageDeflate(is_client=False, server_no_context_takeover=True, server_max_window_bits=8).shared_key is None
+    )
+    codec = PerMessageDeflate(is_client=False, server_no_context_takeover=True)
+    key = codec.shared_key
+    assert key == (15, 6, 8, 128)
+    message = b"the same message for every connection " * 10
+    shared = compress_shared(message, key)
+    assert shared == codec.compress(message) and not codec.holds_contexts
+    assert compress_shared(b"short", key) is None
+    reader = PerMessageDeflate(is_client=True)
+    assert reader.decompress(shared, True, 1 << 20) == message

@@ -75,3 +75,13 @@ def test_redaction_masks_the_password_the_parser_sees(url: str) -> None:
         parse_uri(url)
     message = str(info.value)
     assert MASK in message and password not in message.replace(MASK, "")
+
+
+@pytest.mark.parametrize("url", ["ws://h/#\t", "ws://h/#\r\n", "ws://:'@h/#\t\t"])
+def test_an_empty_fragment_hidden_by_a_tab_is_refused(url: str) -> None:
+    """The URL parser drops tabs and newlines, so "#\t" would pass as no fragment: the control
+    character is refused before parsing, and the parser's own check refuses the fragment."""
+    with pytest.raises(wsdoctor.WebSocketError, match="control character"):
+        parse_uri(url)
+    with pytest.raises(wsdoctor.WebSocketError, match="fragment"):
+        parse_uri(url.replace("\t", "").replace("\r", "").replace("\n", ""))

@@ -19,8 +19,9 @@ import collections
 import logging
 import os
 import struct
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,13 +30,30 @@ from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
-from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
+from wsdoctor.protocol._events import CloseReceived, Ping, Pong
 
 __all__ = ["Limits", "WebSocketConnection"]
 
 Data = str | bytes
 
 _READ_SIZE = 256 * 1024
+_thread_buffers = threading.local()
+
+
+def _receive_buffer() -> memoryview:
+    """The receive buffer of the calling thread, shared by every connection of its loop.
+
+    A transport calls ``get_buffer``, reads into it and calls ``buffer_updated`` in one
+    go, and the core copies out everything it keeps before ``buffer_updated`` returns;
+    so one buffer per thread (an event loop runs in one thread) serves all of its
+    connections. A connection then costs no buffer at all while idle, and large
+    messages are still read 256 KiB at a time.
+    """
+    view: memoryview | None = getattr(_thread_buffers, "view", None)
+    if view is None:
+        view = _thread_buffers.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
 
 _EOF_CAUSES: dict[type[BaseException], str] = {
     ConnectionResetError: "tcp.reset",
@@ -92,6 +110,53 @@ class WebSocketConnection(asyncio.BufferedProtocol):
     receive it ready to use and never build one themselves.
     """
 
+    # Slots keep an idle connection small: an instance dict of this many attributes
+    # costs about 1.5 KiB. ``__dict__`` stays available (created only when first used)
+    # for attributes added by subclasses and extensions.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_close_timer",
+        "_closed",
+        "_drain_waiter",
+        "_early",
+        "_eof_cause",
+        "_eof_detail",
+        "_fragmenting",
+        "_handshake_receiver",
+        "_keepalive",
+        "_listener",
+        "_loop",
+        "_messages",
+        "_paused_reading",
+        "_paused_writing",
+        "_ping_counter",
+        "_pings",
+        "_recv_waiter",
+        "_rview",
+        "close_timeout",
+        "core",
+        "ending_logged",
+        "extensions",
+        "is_client",
+        "logger",
+        "lost_error",
+        "max_queue",
+        "messages_in",
+        "messages_out",
+        "offered_extensions",
+        "path",
+        "ping_interval",
+        "ping_timeout",
+        "remote_address",
+        "request_headers",
+        "response_headers",
+        "started",
+        "subprotocol",
+        "transport",
+        "write_limit",
+    )
+
     def __init__(
         self,
         *,
@@ -145,10 +210,10 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
         self._early = bytearray()
-        # One receive buffer for the life of the connection: the transport reads into it
-        # (recv_into), the core parses it in place and copies out only what it keeps.
-        self._rbuf = bytearray(_READ_SIZE)
-        self._rview = memoryview(self._rbuf)
+        self._listener: Callable[[Data], object] | None = None
+        # The transport reads into the thread's shared buffer (recv_into); the core parses
+        # it in place and copies out only what it keeps.
+        self._rview = _receive_buffer()
 
     # ------------------------------------------------------------ life cycle
 
@@ -183,13 +248,17 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             else:
                 self._early += data
             return
-        events = core.receive_data(data)
+        events = core.receive_plain(data)  # a data message comes as its str or bytes
         if events:
             messages = self._messages
+            listener = self._listener
             for event in events:
-                if type(event) is TextMessage or type(event) is BinaryMessage:
-                    messages.append(event.data)
+                if type(event) is bytes or type(event) is str:
                     self.messages_in += 1
+                    if listener is None:
+                        messages.append(event)
+                    elif not self._deliver(listener, event):
+                        break
                 elif type(event) is Pong:
                     self._pong(event.payload)
                 elif type(event) is CloseReceived:
@@ -293,6 +362,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         """
         messages = self._messages
         while not messages:
+            if self._listener is not None:
+                raise RuntimeError("messages go to the listener set with listen(), not to recv()")
             if self._closed.done():
                 raise closed_exception(self._closed.result())
             if self.core is not None and self.core.close_received is not None:
@@ -313,17 +384,21 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                 self.transport.resume_reading()
         return message
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+    def __aiter__(self) -> WebSocketConnection:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosed as exc:
-                if exc.ending.ok:
-                    return
-                raise
+    async def __anext__(self) -> Data:
+        """The next message for ``async for``, which ends quietly on a normal closure.
+
+        A method rather than an async generator: one coroutine per message instead of a
+        generator frame plus its awaitable wrappers.
+        """
+        try:
+            return await self.recv()
+        except ConnectionClosed as exc:
+            if exc.ending.ok:
+                raise StopAsyncIteration from None
+            raise
 
     async def send(self, message: Data | bytearray | memoryview) -> None:
         """Send one message; waits while the peer reads slower than we write.
@@ -333,16 +408,83 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         core = self._sendable_core()
         if core is None:
             raise await self._closed_error()
-        if isinstance(message, str):
-            data = core.send_text(message)
-        elif isinstance(message, bytes | bytearray | memoryview):
+        if type(message) is bytes or isinstance(message, bytearray | memoryview):
             data = core.send_binary(message)
+        elif isinstance(message, str):
+            data = core.send_text(message)
         else:
             raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
         self.messages_out += 1
-        self._write(data)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
         if self._paused_writing:
             await self._drain()
+
+    def send_now(self, message: Data | bytearray | memoryview) -> None:
+        """Send one message at once, without waiting: the sending half of the listener API.
+
+        For callbacks (see :meth:`listen`), which cannot await. It does not wait while
+        the peer reads slower than we write: check :attr:`writing_paused` and slow down
+        when it is True, or the transport's buffer grows. Raises
+        :class:`ConnectionClosed` once the connection is closing or closed.
+        """
+        core = self._sendable_core()
+        if core is None:
+            ending = self._closed.result() if self._closed.done() else None
+            raise closed_exception(ending or core_ending(self.core))
+        if type(message) is bytes or isinstance(message, bytearray | memoryview):
+            data = core.send_binary(message)
+        elif isinstance(message, str):
+            data = core.send_text(message)
+        else:
+            raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
+        self.messages_out += 1
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the transport's write buffer is above ``write_limit`` (see send_now)."""
+        return self._paused_writing
+
+    def listen(self, on_message: Callable[[Data], object]) -> None:
+        """Hand every received message to ``on_message`` as it arrives: the hot-path API.
+
+        Instead of queueing messages for :meth:`recv` (a task switch per message), the
+        callback runs inside the transport's read callback, once per message, in order;
+        messages already queued are handed over first. It must not block; it may answer
+        with :meth:`send_now`. ``recv()`` and ``async for`` raise RuntimeError from then
+        on, and ``max_queue`` no longer applies (nothing is queued). An exception in the
+        callback fails the connection with 1011 (cause ``handler.error``). The ending
+        is still awaited with :meth:`wait_closed`.
+        """
+        self._listener = on_message
+        messages = self._messages
+        while messages:
+            if not self._deliver(on_message, messages.popleft()):
+                return
+        if self._paused_reading:
+            self._paused_reading = False
+            if self.transport is not None and not self._closed.done():
+                self.transport.resume_reading()
+
+    def _deliver(self, listener: Callable[[Data], object], message: Data) -> bool:
+        """Call the listener; on an exception fail the connection with 1011 and return False."""
+        try:
+            listener(message)
+        except Exception as exc:
+            self.logger.error("listener failed on %s: %r", self.remote_address, exc, exc_info=exc)
+            self._listener = _drop
+            core = self.core
+            if core is not None and not self._closed.done():
+                core.fail(1011, "handler.error", f"{type(exc).__name__}: {exc}")
+                if core.has_data_to_send:
+                    self._write(core.data_to_send())
+                self._close_transport_soon()
+            return False
+        return True
 
     async def send_fragments(self, fragments: Sequence[str] | Sequence[bytes]) -> None:
         """Send one message as several frames (for streaming and for testing peers)."""
@@ -576,8 +718,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                 except TimeoutError:
                     self.logger.debug("keepalive: no pong within %s s", self.ping_timeout)
                     if self._paused_writing or self._unsent_bytes() > 0:
-                        # Our own writes are stuck above the high-water mark: the peer stopped
-                        # reading, and a Close frame queued behind them would never arrive.
+                        # Our writes are not draining (the kernel's buffers are full): the peer
+                        # stopped reading, and a Close frame queued behind them would never arrive.
                         self._abort_stalled(f"no Pong within {self.ping_timeout:g} s of a keepalive Ping")
                         await asyncio.shield(self._closed)
                         return
@@ -591,3 +733,29 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                     return
         except asyncio.CancelledError:
             pass
+
+
+def _drop(message: Data) -> None:
+    """The listener after a listener failed: the connection is closing, messages are dropped."""
+
+
+def core_ending(core: Connection | None) -> Ending:
+    """The ending so far, for a send_now() while the close handshake is still under way.
+
+    send_now() cannot wait for the final ending as send() does; this one says who
+    started closing and with which code, which is what the caller needs to stop sending.
+    """
+    if core is not None and core.ending is not None:
+        return core.ending
+    sent = core.close_sent if core is not None else None
+    received = core.close_received if core is not None else None
+    remote = core is not None and core.received_first is True
+    frame = received if remote else sent
+    return Ending(
+        code=frame.code if frame is not None and frame.code is not None else 1006,
+        cause="closed.by_peer" if remote else "closed.locally",
+        initiator="remote" if remote else "local",
+        sent=sent,
+        received=received,
+        detail="the close handshake is under way",
+    )

@@ -51,12 +51,11 @@ _ACCEPT_BATCH = 64
 # Seconds without a failed accept() that end an episode (and its single log line).
 _EPISODE_GAP = 1.0
 _BACKLOG = 1024
-
-Handler = Callable[[WebSocketConnection], Awaitable[None]]
-Rejection = tuple[int, str | bytes] | tuple[int, Sequence[tuple[str, str]], str | bytes]
 # Seconds a client turned away by max_connections is asked to wait (HTTP 503 Retry-After).
 RETRY_AFTER = 5
 
+Handler = Callable[[WebSocketConnection], Awaitable[None]]
+Rejection = tuple[int, str | bytes] | tuple[int, Sequence[tuple[str, str]], str | bytes]
 ProcessRequest = Callable[[WebSocketConnection, Request], Awaitable[Rejection | None] | Rejection | None]
 
 

@@ -122,6 +122,11 @@ class Hub:
         self._rooms: dict[str, set[WebSocketConnection]] = {}
         self._others: dict[str, set[Any]] = {}
         self._joined: dict[WebSocketConnection, set[str]] = {}
+        # A number per member connection, unique for the hub's life (unlike id()), so that a
+        # publish can name its sender for the other processes' deliveries to skip it.
+        self._tokens: dict[WebSocketConnection, int] = {}
+        self._by_token: dict[int, WebSocketConnection] = {}
+        self._next_token = 0
         self._closed = False
         self._id = os.urandom(8)  # tells this hub's publishes from other processes'
         self._redis: _RedisFanout | None = None
@@ -154,6 +159,9 @@ class Hub:
             rooms = self._joined.get(ws)
             if rooms is None:
                 rooms = self._joined[ws] = set()
+                self._next_token += 1
+                self._tokens[ws] = self._next_token
+                self._by_token[self._next_token] = ws
                 ws.add_close_callback(self._forget)
             rooms.add(room)
         if first and self._redis is not None:
@@ -183,6 +191,9 @@ class Hub:
     def _forget(self, ws: WebSocketConnection) -> None:
         for room in self._joined.pop(ws, ()):
             self.leave(room, ws)
+        token = self._tokens.pop(ws, None)
+        if token is not None:
+            del self._by_token[token]
 
     def members(self, room: str) -> frozenset[WebSocketConnection]:
         """This process's wsdoctor connections in ``room``."""
@@ -207,7 +218,8 @@ class Hub:
         skip = None if exclude is None else connection_of(exclude)
         if self._redis is None:
             return self.deliver(room, message, exclude=skip).sent
-        origin = b"" if skip is None else self._id + id(skip).to_bytes(8, "little")
+        token = None if skip is None else self._tokens.get(skip)
+        origin = b"" if token is None else self._id + token.to_bytes(8, "little")
         return await self._redis.publish(self.prefix + room, _encode(message, origin))
 
     def deliver(self, room: str, message: Message, *, exclude: WebSocketConnection | None = None) -> BroadcastResult:
@@ -248,8 +260,7 @@ class Hub:
             if origin:
                 exclude = None
                 if origin[:8] == self._id:
-                    wanted = int.from_bytes(origin[8:], "little")
-                    exclude = next((ws for ws in self._rooms.get(room, ()) if id(ws) == wanted), None)
+                    exclude = self._by_token.get(int.from_bytes(origin[8:], "little"))
                 self._flush(room, by_room.pop(room, None))
                 self.deliver(room, message, exclude=exclude)
             else:
@@ -323,6 +334,14 @@ class _Subscriber:
                 await self._pump()
             except Exception as exc:
                 await self._drop_pubsub(exc)
+                if self.fanout.sharded:
+                    # The shard may be gone for good (a failover moved its slots): hand the
+                    # rooms back, to be placed again on whichever node owns them now.
+                    await asyncio.sleep(self.delay)
+                    self.fanout.release(self)
+                    with contextlib.suppress(Exception):
+                        await self.client.aclose()
+                    return
                 await asyncio.sleep(self.delay)
                 self.delay = min(self.delay * 2, self.fanout.max_backoff)
 
@@ -365,6 +384,16 @@ class _Subscriber:
                 elif kind in ("subscribe", "ssubscribe"):
                     channel = message["channel"]
                     self.confirmed.add(channel.decode() if isinstance(channel, bytes) else channel)
+                elif kind == "sunsubscribe":
+                    # Ours (a room emptied), or the server's: a shard that lost a slot (a
+                    # failover, a resharding) unsubscribes its clients from the slot's channels.
+                    raw = message["channel"]
+                    channel = raw.decode() if isinstance(raw, bytes) else raw
+                    self.confirmed.discard(channel)
+                    self.subscribed.discard(channel)
+                    if channel in self.channels:
+                        self.channels.discard(channel)
+                        fanout.moved(self, channel)
                 message = await pubsub.get_message(timeout=0) if len(batch) < _BATCH else None
             if batch:
                 fanout.hub._received(batch)
@@ -417,6 +446,7 @@ class _RedisFanout:
         self.subscribers: dict[str, _Subscriber] = {}
         self.owner: dict[str, _Subscriber] = {}
         self._placing: asyncio.Task[None] | None = None
+        self._refresh = False  # the cluster's slot map must be read again before placing
         self._placed = asyncio.Event()
         self._placed.set()
 
@@ -433,6 +463,25 @@ class _RedisFanout:
             sub.channels.discard(channel)
             sub.changed()
 
+    def moved(self, sub: _Subscriber, channel: str) -> None:
+        """A shard dropped ``channel``: find its slot's owner again and subscribe there."""
+        if self.owner.get(channel) is sub:
+            del self.owner[channel]
+        self.hub.logger.warning("hub: %s left %s (its slot moved); subscribing where it is now", channel, sub.name)
+        self._refresh = True
+        self._place()
+
+    def release(self, sub: _Subscriber) -> None:
+        """A shard's subscriber gave up its connection: its rooms go to the slots' owners as they are now."""
+        if self.subscribers.get(sub.name) is sub:
+            del self.subscribers[sub.name]
+        for channel in sub.channels:
+            if self.owner.get(channel) is sub:
+                del self.owner[channel]
+        sub.channels = set()
+        self._refresh = True
+        self._place()
+
     def _place(self) -> None:
         self._placed.clear()
         if self._placing is None or self._placing.done():
@@ -443,6 +492,11 @@ class _RedisFanout:
         delay = 0.05
         while True:
             try:
+                if self._refresh and self.sharded:
+                    cluster = self.publisher
+                    assert isinstance(cluster, self._redis.RedisCluster)
+                    self._refresh = False
+                    await cluster.nodes_manager.initialize()
                 for channel in list(self.channels):
                     if channel in self.owner:
                         continue
@@ -458,6 +512,7 @@ class _RedisFanout:
                     return
             except Exception as exc:  # a cluster that cannot be reached yet: try again, never give up
                 self.hub.logger.warning("hub: cannot place rooms on the cluster yet (%s); retrying", exc)
+                self._refresh = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
 

@@ -31,7 +31,7 @@ import codecs
 import enum
 import os
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wsdoctor.knowledge import is_sendable
 from wsdoctor.protocol._ending import CloseFrame, Ending, Initiator
@@ -42,7 +42,7 @@ from wsdoctor.protocol._mask import apply_mask
 if TYPE_CHECKING:
     from wsdoctor.protocol._deflate import PerMessageDeflate
 
-__all__ = ["Connection", "Opcode", "State", "unmasked_frame"]
+__all__ = ["COMPILED", "Connection", "Opcode", "State", "unmasked_frame"]
 
 
 class Opcode(enum.IntEnum):
@@ -71,6 +71,24 @@ _unpack_u16 = struct.Struct("!H").unpack_from
 _unpack_u64 = struct.Struct("!Q").unpack_from
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+# Masking keys must be unpredictable (RFC 6455 10.3): they come from os.urandom, but
+# fetched 256 keys at a time, since one system call per frame cost more than the rest
+# of building a small frame.
+_KEYS_AT_ONCE = 1024
+_keys = b""
+_key_at = 0
+
+
+def _masking_key() -> bytes:
+    global _keys, _key_at
+    at = _key_at
+    if at + 4 > len(_keys):
+        _keys = os.urandom(_KEYS_AT_ONCE)
+        at = 0
+    _key_at = at + 4
+    return _keys[at : at + 4]
 
 
 def _frame_header(opcode: int, length: int, fin: bool, rsv1: bool, mask_bit: int) -> bytes:
@@ -150,6 +168,7 @@ class Connection:
         self._frame_fin = False
         self._frame_mask: bytes | None = None
         self._frame_offset = 0
+        self._plain = False  # set by receive_data / receive_plain for the call in progress
 
     # ------------------------------------------------------------------ sending
 
@@ -282,7 +301,7 @@ class Connection:
     def _frame(self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool, rsv1: bool) -> bytes:
         header = _frame_header(opcode, len(payload), fin, rsv1, self._mask_bit)
         if self._mask_bit:
-            mask = os.urandom(4)
+            mask = _masking_key()
             return b"".join((header, mask, apply_mask(payload, mask)))
         return header + payload
 
@@ -327,7 +346,21 @@ class Connection:
         ``data`` may be a view of the caller's reusable read buffer: nothing the core
         keeps (events, partial messages, leftover bytes) refers to it after this returns.
         """
-        events: list[Event] = []
+        self._plain = False
+        return self._receive(data)
+
+    def receive_plain(self, data: bytes | bytearray | memoryview) -> list[Event | str | bytes]:
+        """Like :meth:`receive_data`, but a complete data message is its value, not an event.
+
+        A text message is its ``str`` and a binary one its ``bytes``; control frames are
+        still events. This is the asyncio layer's hot path: it saves building an event
+        object per message only to take its ``data`` out again.
+        """
+        self._plain = True
+        return self._receive(data)
+
+    def _receive(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        events: list[Any] = []
         if self.close_received is not None or self._failure is not None or self.state is State.CLOSED:
             return events  # RFC 6455 5.5.1: nothing after a Close frame; nothing after failing
         buf = self._buf
@@ -347,14 +380,16 @@ class Connection:
             buf += memoryview(src)[pos:]
         return events
 
-    def _parse(self, src: bytes | bytearray | memoryview, events: list[Event]) -> int:
+    def _parse(self, src: bytes | bytearray | memoryview, events: list[Any]) -> int:
         n = len(src)
         pos = 0
         with memoryview(src) as mv:
             while pos < n:
                 remaining = self._frame_remaining
                 if remaining:
-                    take = min(n - pos, remaining)
+                    take = n - pos
+                    if remaining < take:
+                        take = remaining
                     chunk = mv[pos : pos + take]
                     pos += take
                     self._frame_remaining = remaining - take
@@ -370,8 +405,8 @@ class Connection:
                     continue
                 if n - pos < 2:
                     break
-                b0 = src[pos]
-                b1 = src[pos + 1]
+                b0 = mv[pos]
+                b1 = mv[pos + 1]
                 opcode = b0 & 0x0F
                 fin = b0 & 0x80
                 length = b1 & 0x7F
@@ -385,9 +420,9 @@ class Connection:
                     hlen += 4
                 if b0 & 0x70:
                     self._check_rsv(b0, opcode)
-                if opcode not in _KNOWN_OPCODES:
+                if (2 < opcode < 8) or opcode > 10:  # not one of _KNOWN_OPCODES
                     raise ProtocolError(1002, "protocol.bad_opcode", f"unknown opcode {opcode:#x}")
-                if bool(masked) is not self._expect_masked:
+                if (masked != 0) != self._expect_masked:
                     if masked:
                         raise ProtocolError(1002, "protocol.masked_frame", "a server must not mask its frames")
                     raise ProtocolError(1002, "protocol.unmasked_frame", "a client must mask every frame")
@@ -409,7 +444,7 @@ class Connection:
                             1002, "protocol.bad_length", "the 64-bit payload length has its top bit set"
                         )
                 if opcode >= 8:
-                    if n - pos < hlen + length:
+                    if length > n - pos - hlen:
                         break
                     start = pos + hlen
                     pos = start + length
@@ -423,8 +458,8 @@ class Connection:
                     continue
                 self._start_data_frame(opcode, b0, length)
                 start = pos + hlen
-                end = start + length
-                if end <= n:
+                if length <= n - start:  # the whole payload is here (compared so as not to overflow)
+                    end = start + length
                     pos = end
                     if masked:
                         self._data(apply_mask(mv[start:end], src[start - 4 : start]), bool(fin), events)
@@ -485,7 +520,7 @@ class Connection:
                     1009, "message.too_big", f"a message of over {self.max_size} bytes exceeds max_size"
                 )
 
-    def _data(self, payload: bytes | memoryview, fin: bool, events: list[Event]) -> None:
+    def _data(self, payload: bytes | memoryview, fin: bool, events: list[Any]) -> None:
         if self._msg_compressed:
             assert self.deflate is not None
             limit = (1 << 62) if self.max_size is None else self.max_size - self._msg_size
@@ -495,7 +530,8 @@ class Connection:
             decoder = self._decoder
             if fin and decoder is None:
                 try:
-                    events.append(TextMessage(str(payload, "utf-8")))
+                    text = str(payload, "utf-8")
+                    events.append(text if self._plain else TextMessage(text))
                 except UnicodeDecodeError:
                     raise ProtocolError(1007, "utf8.invalid", "a text message is not valid UTF-8") from None
                 self._msg_opcode = 0
@@ -507,7 +543,8 @@ class Connection:
             except UnicodeDecodeError:
                 raise ProtocolError(1007, "utf8.invalid", "a text message is not valid UTF-8") from None
             if fin:
-                events.append(TextMessage("".join(self._text_parts)))
+                text = "".join(self._text_parts)
+                events.append(text if self._plain else TextMessage(text))
                 self._text_parts.clear()
                 self._decoder = None
                 self._msg_opcode = 0
@@ -515,16 +552,18 @@ class Connection:
                 _check_utf8_pending(decoder)
         else:
             if fin and not self._parts:
-                events.append(BinaryMessage(bytes(payload)))
+                data = bytes(payload)
+                events.append(data if self._plain else BinaryMessage(data))
                 self._msg_opcode = 0
                 return
             self._parts.append(bytes(payload))
             if fin:
-                events.append(BinaryMessage(b"".join(self._parts)))
+                data = b"".join(self._parts)
+                events.append(data if self._plain else BinaryMessage(data))
                 self._parts.clear()
                 self._msg_opcode = 0
 
-    def _control(self, opcode: int, payload: bytes, events: list[Event]) -> None:
+    def _control(self, opcode: int, payload: bytes, events: list[Any]) -> None:
         if opcode == _OP_PING:
             if self.close_sent is None:
                 self._out += self._frame(_OP_PONG, payload, True, False)
@@ -635,3 +674,18 @@ class Connection:
             )
         self.ending = ending
         return ending
+
+
+# The compiled core: this very file, built by Cython into _connection_c (see setup.py
+# and _connection.pxd). When it is there it replaces the classes above, so that every
+# importer gets the same Connection, Opcode and State; WSDOCTOR_NO_SPEEDUPS=1 keeps the
+# pure-Python ones (the test suite runs both ways).
+COMPILED = False
+_WANTED = __name__ == "wsdoctor.protocol._connection" and not os.environ.get("WSDOCTOR_NO_SPEEDUPS")
+if not TYPE_CHECKING and _WANTED:  # pragma: no cover - covered by the default run, not the pure one
+    try:
+        from wsdoctor.protocol._connection_c import Connection, Opcode, State
+
+        COMPILED = True
+    except ImportError:
+        pass

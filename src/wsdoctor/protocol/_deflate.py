@@ -74,42 +74,55 @@ class PerMessageDeflate:
         else:
             self._local_reset, self._remote_reset = server_no_context_takeover, client_no_context_takeover
             self._local_bits, self._remote_bits = server_max_window_bits, client_max_window_bits
-        self._inflater = self._new_inflater()
-        self._deflater = self._new_deflater()
+        # zlib's contexts are created on the first compressed message, not here: a
+        # deflater with a 15-bit window holds about 256 KiB and an inflater 40 KiB, which
+        # an idle connection (or one whose messages are all below compress_threshold)
+        # should not pay for. Without context takeover they are dropped after each message.
+        self._inflater: zlib._Decompress | None = None
+        self._deflater: zlib._Compress | None = None
 
     def _new_inflater(self) -> zlib._Decompress:
         return zlib.decompressobj(wbits=-max(self._remote_bits, 9))
 
-    def _new_deflater(self) -> zlib._Compress | None:
-        if self._local_bits < 9:
-            return None  # zlib cannot honour an 8-bit window: send uncompressed (see module docs)
+    def _new_deflater(self) -> zlib._Compress:
         return zlib.compressobj(self.level, zlib.DEFLATED, -self._local_bits, self.mem_level)
 
     def decompress(self, data: bytes | memoryview, fin: bool, max_length: int) -> bytes:
         """Inflate one frame's payload, producing at most ``max_length`` bytes."""
         if fin:
             data = b"".join((data, _TAIL))
+        inflater = self._inflater
+        if inflater is None:
+            inflater = self._inflater = self._new_inflater()
         try:
-            out = self._inflater.decompress(data, max_length + 1)
+            out = inflater.decompress(data, max_length + 1)
         except zlib.error as exc:
             raise ProtocolError(1007, "deflate.invalid", f"compressed data could not be inflated: {exc}") from None
         if len(out) > max_length:
             raise ProtocolError(1009, "message.too_big", "a compressed message inflates beyond max_size")
         if fin and self._remote_reset:
-            self._inflater = self._new_inflater()
+            self._inflater = None
         return out
 
     def compress(self, data: bytes | bytearray | memoryview) -> bytes | None:
         """Deflate a whole message, or None to send it uncompressed (small, or window 8)."""
-        deflater = self._deflater
-        if deflater is None or len(data) < self.compress_threshold:
+        if len(data) < self.compress_threshold or self._local_bits < 9:
+            # Window 8: zlib cannot honour it, so send uncompressed (see module docs).
             return None
+        deflater = self._deflater
+        if deflater is None:
+            deflater = self._new_deflater()
+            if not self._local_reset:
+                self._deflater = deflater
         out = deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH)
         if out.endswith(_TAIL):
             out = out[:-4]
-        if self._local_reset:
-            self._deflater = self._new_deflater()
         return out
+
+    @property
+    def holds_contexts(self) -> bool:
+        """Whether zlib contexts are alive now (they are created on demand, see __init__)."""
+        return self._inflater is not None or self._deflater is not None
 
     @property
     def shared_key(self) -> tuple[int, int, int, int] | None:
@@ -119,9 +132,9 @@ class PerMessageDeflate:
         deflater, so two connections with the same window, level and memory level
         produce the same bytes and one compression can serve both. With context
         takeover (the RFC 7692 default) each connection's output depends on what it
-        sent before.
+        sent before. A window of 8 bits sends uncompressed (see the module docs).
         """
-        if not self._local_reset or self._deflater is None:
+        if not self._local_reset or self._local_bits < 9:
             return None
         return (self._local_bits, self.level, self.mem_level, self.compress_threshold)
 

@@ -30,6 +30,7 @@ from wsdoctor.protocol._headers import (
     serialize_subprotocols,
 )
 from wsdoctor.protocol._redact import redact_text
+from wsdoctor.protocol._request_head import could_be_simple, parse_simple_request, response_101
 from wsdoctor.protocol._uri import WSURI
 
 __all__ = [
@@ -148,6 +149,8 @@ def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]
 
 
 def _has_token(values: list[str], token: str) -> bool:
+    if len(values) == 1 and values[0].lower() == token:
+        return True  # the usual single value, without walking the grammar
     try:
         return token in (t.lower() for t in parse_token_list(values))
     except InvalidHeader:
@@ -527,8 +530,12 @@ class ServerHandshake:
         self.max_headers = max_headers
         self.max_header_size = max_header_size
         self.leftover = b""
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._h11: h11.Connection | None = None  # created only when the fast path falls back
         self._request: h11.Request | None = None
+        # The fast path (see _request_head) reads a plain request without h11; ``_head``
+        # holds its bytes until the head is complete, None once h11 has taken over.
+        self._head: bytearray | None = bytearray()
+        self._fast = False
         self._first = True
         self._prefix = b""
 
@@ -558,21 +565,57 @@ class ServerHandshake:
                     ),
                     answer=False,
                 )
+        head = self._head
+        if head is not None:
+            start = max(len(head) - 3, 0)
+            head += data
+            end = head.find(b"\r\n\r\n", start)
+            if end >= 0:
+                request = self._fast_request(bytes(head[:end]), bytes(head[end + 4 :]))
+                if request is not None:
+                    return request
+            elif could_be_simple(head, len(head) - len(data)) and len(head) <= self.max_header_size:
+                return None
+            # Not the simple shape, or not a head at all: h11 reads everything from here.
+            self._head = None
+            data = bytes(head)
         if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
-            self._h11.receive_data(data)
+            self._parser().receive_data(data)
         return self._next()
 
+    def _parser(self) -> h11.Connection:
+        if self._h11 is None:
+            self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+        return self._h11
+
+    def _fast_request(self, head: bytes, rest: bytes) -> Request | None:
+        parsed = parse_simple_request(head)
+        if parsed is None:
+            return None
+        target, headers = parsed
+        self._head = None
+        self._fast = True
+        self.leftover = rest
+        if len(head) + 4 > self.max_header_size:
+            raise _server_failure(
+                431, "handshake.malformed", f"the request headers exceed {self.max_header_size} bytes"
+            )
+        if len(headers) > self.max_headers:
+            raise _server_failure(431, "handshake.malformed", f"the request has more than {self.max_headers} headers")
+        return Request("GET", target, headers, "1.1")
+
     def receive_eof(self) -> Request | None:
-        if self._prefix:
-            self._h11.receive_data(self._prefix)
-            self._prefix = b""
-        self._h11.receive_data(b"")
+        pending = self._prefix + (bytes(self._head) if self._head is not None else b"")
+        self._prefix, self._head = b"", None
+        if pending:
+            self._parser().receive_data(pending)
+        self._parser().receive_data(b"")
         return self._next(eof=True)
 
     def _next(self, eof: bool = False) -> Request | None:
         while True:
             try:
-                event = self._h11.next_event()
+                event = self._parser().next_event()
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint
                 if status == 400 and "too large" in str(exc).lower():
@@ -591,7 +634,7 @@ class ServerHandshake:
                 continue
             if isinstance(event, h11.Data):
                 raise _server_failure(400, "handshake.bad_request", "an upgrade request must not have a body")
-            self.leftover = bytes(self._h11.trailing_data[0])
+            self.leftover = bytes(self._parser().trailing_data[0])
             request = self._request
             headers = _decode_headers(request.headers)
             if _header_size(request.headers) > self.max_header_size:
@@ -664,6 +707,15 @@ class ServerHandshake:
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> bytes:
         """The bytes of the 101 response."""
+        if self._fast:
+            serialized = None if not extensions else serialize_extensions(extensions)
+            response = response_101(accept_key(offer.key), subprotocol, serialized, extra_headers)
+            if response is not None:
+                return response
+            # A header h11 must judge: let it see the request it would have parsed.
+            self._fast = False
+            self._parser().receive_data(_rebuild(offer.request))
+            self._parser().next_event()
         headers: list[tuple[str, str]] = [
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
@@ -674,7 +726,7 @@ class ServerHandshake:
         if extensions:
             headers.append(("Sec-WebSocket-Extensions", serialize_extensions(extensions)))
         headers.extend(extra_headers)
-        return self._h11.send(
+        return self._parser().send(
             h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
         )
 
@@ -696,3 +748,10 @@ class ServerHandshake:
         out += writer.send(h11.Data(data=data)) if data else b""
         out += writer.send(h11.EndOfMessage())
         return out
+
+
+def _rebuild(request: Request) -> bytes:
+    """A request head h11 parses to ``request`` (for the rare fast-path fallback in accept)."""
+    lines = [f"{request.method} {request.target} HTTP/{request.http_version}"]
+    lines += [f"{name}: {value}" for name, value in request.headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -9,11 +9,22 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Below this size the XOR takes less time than releasing and taking back the GIL. */
+#define RELEASE_GIL_ABOVE (64 * 1024)
+
 static PyObject *
-apply_mask(PyObject *self, PyObject *args)
+apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data, mask;
-    if (!PyArg_ParseTuple(args, "y*y*:apply_mask", &data, &mask)) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "apply_mask() takes exactly 2 arguments (data, mask)");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
         return NULL;
     }
     if (mask.len != 4) {
@@ -29,7 +40,7 @@ apply_mask(PyObject *self, PyObject *args)
         const unsigned char *m = (const unsigned char *)mask.buf;
         unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
         Py_ssize_t i = 0;
-        Py_BEGIN_ALLOW_THREADS
+        PyThreadState *state = n > RELEASE_GIL_ABOVE ? PyEval_SaveThread() : NULL;
         if (n >= 8) {
             uint64_t m64;
             unsigned char mm[8] = {m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]};
@@ -44,7 +55,9 @@ apply_mask(PyObject *self, PyObject *args)
         for (; i < n; i++) {
             out[i] = in[i] ^ m[i & 3];
         }
-        Py_END_ALLOW_THREADS
+        if (state != NULL) {
+            PyEval_RestoreThread(state);
+        }
     }
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
@@ -52,7 +65,7 @@ apply_mask(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"apply_mask", apply_mask, METH_VARARGS, "XOR data with a repeating 4-byte mask; returns bytes."},
+    {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, "XOR data with a repeating 4-byte mask; returns bytes."},
     {NULL, NULL, 0, NULL},
 };
 

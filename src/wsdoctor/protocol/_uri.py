@@ -116,7 +116,7 @@ def parse_uri(uri: str) -> WSURI:
         raise InvalidURI(f"{shown!r} is not a WebSocket URI: it must start with ws:// or wss://")
     if not parsed.hostname:
         raise InvalidURI(f"{shown!r} has no host")
-    if parsed.fragment or uri.endswith("#"):
+    if parsed.fragment or "#" in uri:  # an empty fragment too, even one followed by a tab
         raise InvalidURI(f"{shown!r} has a fragment, which a WebSocket URI must not have (RFC 6455 3)")
     secure = scheme == "wss"
     host = _check_host(shown, parsed.hostname)

@@ -1,0 +1,424 @@
+"""The whole benchmark: every scenario, every server, one fixed client, ratios to picows.
+
+Each server runs in its own process (bench/servers.py, on uvloop unless --asyncio); the
+load comes from this process through picows' client (compiled, the fastest Python
+client), so the figures reflect the servers. The measure is the server's CPU time
+(user + system, /proc) per unit of work:
+
+- echo 64 B, 1 KiB, 64 KiB, 1 MiB: one connection, one message in flight, µs per round trip
+  (ms per MiB for 1 MiB);
+- pipeline: 50 connections x 16 messages of 256 B in flight, µs per message;
+- broadcast: 1,000 connections; one sends 128 B and the server sends it to all of them,
+  µs per delivered message;
+- deflate: 1 KiB of JSON echoed with permessage-deflate, through the websockets client
+  (picows does not speak permessage-deflate, so picows has no figure on this row);
+- idle and handshake: bench/idle.py (5,000 connections; KiB each, µs per handshake).
+
+``--clients`` measures the other side: every client against one picows server, the
+client's own CPU per echo round trip.
+
+The machine these figures come from is a shared 2-core VM: absolute numbers move from
+minute to minute. Servers are interleaved round by round and the median of the rounds
+is kept; compare the ratios within one run, not numbers across runs.
+
+    python bench/suite.py [--seconds 2] [--repeat 3] [--only wsdoctor,picows] [--rows echo64,pipeline]
+    python bench/suite.py --clients
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from idle import raise_nofile  # noqa: E402
+from idle import run as run_idle  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
+ROWS = ["echo64", "echo1k", "echo64k", "pipeline", "mib", "broadcast", "deflate", "idle"]
+LABELS = {
+    "echo64": "echo 64 B, µs per round trip",
+    "echo1k": "echo 1 KiB, µs per round trip",
+    "echo64k": "echo 64 KiB, µs per round trip",
+    "pipeline": "pipeline 50 × 16 × 256 B, µs per message",
+    "mib": "1 MiB messages, ms per MiB",
+    "broadcast": "broadcast 128 B to 1,000 conns, µs per delivery",
+    "deflate": "permessage-deflate 1 KiB JSON, µs per round trip",
+    "idle": "idle memory, KiB per connection",
+    "handshake": "opening handshake, µs each (5,000 conns)",
+}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class Counter(WSListener):  # type: ignore[misc]
+    """A picows client side: counts complete messages and wakes a waiter at a target."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.target = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.refill: Callable[[WSTransport], None] | None = None
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE or not frame.fin:
+            return
+        self.count += 1
+        if self.refill is not None:
+            self.refill(transport)
+        if self.waiter is not None and self.count >= self.target and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def until(self, target: int) -> None:
+        self.target = target
+        if self.count >= target:
+            return
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+
+class Reassembler(Counter):
+    """Counts messages that may arrive in several frames (large echoes)."""
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            return
+        super().on_ws_frame(transport, frame)
+
+
+async def timed(pid: int, seconds: float, step: Callable[[], Awaitable[int]]) -> tuple[float, int]:
+    """Run ``step`` (returns units of work done) until ``seconds`` pass; (server CPU s, units)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        await step()  # warm up
+    units = 0
+    cpu0 = cpu_seconds(pid)
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        units += await step()
+    return cpu_seconds(pid) - cpu0, units
+
+
+async def echo_row(pid: int, url: str, size: int, seconds: float) -> float:
+    transport, client = await ws_connect(Reassembler, url, max_frame_size=1 << 25)
+    payload = os.urandom(size)
+
+    async def step() -> int:
+        transport.send(WSMsgType.BINARY, payload)
+        await client.until(client.count + 1)
+        return 1
+
+    cpu, units = await timed(pid, seconds, step)
+    transport.disconnect()
+    return cpu / units
+
+
+async def pipeline_row(pid: int, url: str, seconds: float) -> float:
+    payload = os.urandom(256)
+    conns = [await ws_connect(Counter, url) for _ in range(50)]
+    running = True
+
+    def refill(transport: WSTransport) -> None:
+        if running:
+            transport.send(WSMsgType.BINARY, payload)
+
+    for _, client in conns:
+        client.refill = refill
+    cpu0 = cpu_seconds(pid)
+    start = sum(c.count for _, c in conns)
+    for transport, _ in conns:
+        for _ in range(16):
+            transport.send(WSMsgType.BINARY, payload)
+    await asyncio.sleep(seconds)
+    running = False
+    await asyncio.sleep(0.3)  # the last messages in flight come back
+    done = sum(c.count for _, c in conns) - start
+    cpu = cpu_seconds(pid) - cpu0
+    for transport, _ in conns:
+        transport.disconnect()
+    return cpu / done
+
+
+async def broadcast_row(pid: int, url: str, seconds: float) -> float:
+    payload = os.urandom(128)
+    conns = [await ws_connect(Counter, url) for _ in range(1000)]
+    await asyncio.sleep(0.5)  # every handler has registered its connection
+    sender = conns[0][0]
+    total = 0
+
+    async def step() -> int:
+        nonlocal total
+        sender.send(WSMsgType.BINARY, payload)
+        total += 1
+        for _, client in conns:
+            await client.until(total)
+        return len(conns)
+
+    cpu, units = await timed(pid, seconds, step)
+    for transport, _ in conns:
+        transport.disconnect()
+    return cpu / units
+
+
+async def deflate_row(pid: int, url: str, seconds: float) -> float:
+    from websockets.asyncio.client import connect
+
+    doc = {"id": 1, "user": "someone", "tags": ["a", "b", "c"], "text": "a JSON document " * 40}
+    text = json.dumps(doc)[:1024]
+    async with connect(url, compression="deflate", max_size=None, ping_interval=None) as ws:
+
+        async def step() -> int:
+            await ws.send(text)
+            await ws.recv()
+            return 1
+
+        cpu, units = await timed(pid, seconds, step)
+    return cpu / units
+
+
+# --base DIR adds "wsdoctor@base": the wsdoctor server run from another source tree
+# (an older commit's src/), measured in the same run as the current one.
+BASE_ENV: dict[str, str] = {}
+
+
+def server_env(name: str) -> tuple[str, dict[str, str] | None]:
+    if name.endswith("@base"):
+        return name.removesuffix("@base"), BASE_ENV
+    return name, None
+
+
+def start_server(name: str, uvloop: bool, *flags: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    name, env = server_env(name)
+    cmd = [sys.executable, str(HERE / "servers.py"), name, str(port), *flags] + (["--uvloop"] if uvloop else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"{name} server did not start")
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def measure_server(name: str, rows: list[str], seconds: float, uvloop: bool) -> dict[str, float]:
+    out: dict[str, float] = {}
+    runner = _uvloop_run if uvloop else asyncio.run
+    plain = [r for r in rows if r in ("echo64", "echo1k", "echo64k", "pipeline", "mib")]
+    if plain:
+        proc, port = start_server(name, uvloop)
+        url = f"ws://127.0.0.1:{port}/"
+        try:
+            sizes = {"echo64": 64, "echo1k": 1024, "echo64k": 65536}
+            for row in plain:
+                if row in sizes:
+                    out[row] = runner(echo_row(proc.pid, url, sizes[row], seconds)) * 1e6
+                elif row == "mib":
+                    out[row] = runner(echo_row(proc.pid, url, 1 << 20, seconds)) * 1e3
+                else:
+                    out[row] = runner(pipeline_row(proc.pid, url, seconds)) * 1e6
+        finally:
+            stop(proc)
+    if "broadcast" in rows:
+        proc, port = start_server(name, uvloop, "--broadcast")
+        try:
+            out["broadcast"] = runner(broadcast_row(proc.pid, f"ws://127.0.0.1:{port}/", seconds)) * 1e6
+        finally:
+            stop(proc)
+    if "deflate" in rows and name != "picows":
+        proc, port = start_server(name, uvloop, "--deflate")
+        try:
+            out["deflate"] = runner(deflate_row(proc.pid, f"ws://127.0.0.1:{port}/", seconds)) * 1e6
+        finally:
+            stop(proc)
+    if "idle" in rows and name != "wsdoctor-listener":  # the same connection object as wsdoctor
+        base_name, env = server_env(name)
+        result = run_idle(base_name, 5000, uvloop, env=env)
+        out["idle"] = result["kib_per_conn"]
+        out["handshake"] = result["us_per_handshake"]
+    return out
+
+
+def _uvloop_run(coro: Awaitable[Any]) -> Any:
+    import uvloop
+
+    return uvloop.run(coro)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ clients
+
+
+async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
+    """This process's CPU per round trip with client library ``name`` (the server is picows)."""
+    payload = os.urandom(size)
+    if name == "picows":
+        transport, client = await ws_connect(Reassembler, url, max_frame_size=1 << 25)
+
+        async def step() -> None:
+            transport.send(WSMsgType.BINARY, payload)
+            await client.until(client.count + 1)
+
+        close: Callable[[], Awaitable[None]] = _async_noop(transport.disconnect)
+    elif name == "wsdoctor":
+        import wsdoctor
+
+        ws = await wsdoctor.connect(url, compression=None, ping_interval=None, max_size=None)
+
+        async def step() -> None:
+            await ws.send(payload)
+            await ws.recv()
+
+        close = ws.close  # type: ignore[assignment]
+    elif name == "websockets":
+        from websockets.asyncio.client import connect
+
+        wsl = await connect(url, compression=None, ping_interval=None, max_size=None)
+
+        async def step() -> None:
+            await wsl.send(payload)
+            await wsl.recv()
+
+        close = wsl.close
+    else:
+        import aiohttp
+
+        session = aiohttp.ClientSession()
+        wsa = await session.ws_connect(url, autoping=False, max_msg_size=0)
+
+        async def step() -> None:
+            await wsa.send_bytes(payload)
+            await wsa.receive()
+
+        async def close() -> None:
+            await wsa.close()
+            await session.close()
+
+    for _ in range(20):
+        await step()
+    loop = asyncio.get_running_loop()
+    count = 0
+    cpu0 = time.process_time()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        await step()
+        count += 1
+    cpu = time.process_time() - cpu0
+    await close()
+    return cpu / count * 1e6
+
+
+def _async_noop(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        fn()
+
+    return run
+
+
+def clients_table(args: argparse.Namespace) -> None:
+    names = ["picows", "wsdoctor", "websockets", "aiohttp"]
+    sizes = [("64 B", 64), ("1 KiB", 1024), ("64 KiB", 65536)]
+    results: dict[tuple[str, str], list[float]] = {}
+    proc, port = start_server("picows", not args.asyncio)
+    try:
+        for _ in range(args.repeat):
+            for name in names:
+                for label, size in sizes:
+                    coro = client_echo(name, f"ws://127.0.0.1:{port}/", size, args.seconds)
+                    value = asyncio.run(coro) if args.asyncio else _uvloop_run(coro)
+                    results.setdefault((name, label), []).append(value)
+    finally:
+        stop(proc)
+    print(header(args, "clients against one picows server: client CPU µs per round trip"))
+    print("| size | " + " | ".join(names) + " | wsdoctor / picows |")
+    print("|---|" + "---:|" * (len(names) + 1))
+    for label, _ in sizes:
+        med = {n: statistics.median(results[(n, label)]) for n in names}
+        cells = " | ".join(f"{med[n]:.1f}" for n in names)
+        print(f"| {label} | {cells} | {med['wsdoctor'] / med['picows']:.2f} |")
+
+
+def header(args: argparse.Namespace, what: str) -> str:
+    return (
+        f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores, loop: {'asyncio' if args.asyncio else 'uvloop'}, {args.seconds:g} s per row, "
+        f"median of {args.repeat} interleaved rounds; {what}\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--asyncio", action="store_true", help="run the servers on the stock asyncio loop")
+    parser.add_argument("--only", default=",".join(SERVERS))
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--clients", action="store_true", help="compare clients against one picows server")
+    parser.add_argument("--base", metavar="SRC", help="also run wsdoctor from this src/ directory (wsdoctor@base)")
+    args = parser.parse_args()
+    if args.base:
+        BASE_ENV.update(os.environ, PYTHONPATH=str(Path(args.base).resolve()))
+        args.only += ",wsdoctor@base"
+    raise_nofile()
+    if args.clients:
+        clients_table(args)
+        return
+    names = args.only.split(",")
+    rows = args.rows.split(",")
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.repeat):
+        for name in names:
+            try:
+                measured = measure_server(name, rows, args.seconds, not args.asyncio)
+            except Exception as exc:  # one broken round should not lose the others
+                print(f"{name}: round failed: {exc!r}", file=sys.stderr, flush=True)
+                continue
+            for row, value in measured.items():
+                results.setdefault((name, row), []).append(value)
+            print(f"{name}: {measured}", file=sys.stderr, flush=True)
+    print(header(args, "server CPU per unit"))
+    shown = [n for n in names if any((n, r) in results for r in [*rows, "handshake"])]
+    extra = " before / picows |" if args.base else ""
+    print("| scenario | " + " | ".join(shown) + " | wsdoctor / picows | listener / picows |" + extra)
+    print("|---|" + "---:|" * (len(shown) + (3 if args.base else 2)))
+    for row in [*rows, "handshake"] if "idle" in rows else rows:
+        med = {n: statistics.median(results[(n, row)]) for n in shown if (n, row) in results}
+        cells = " | ".join(f"{med[n]:.3g}" if n in med else "–" for n in shown)
+        ref = "aiohttp" if row == "deflate" else "picows"
+        ratios = []
+        for mine in ("wsdoctor", "wsdoctor-listener", "wsdoctor@base"):
+            ratios.append(f"{med[mine] / med[ref]:.2f}" if mine in med and ref in med else "–")
+        if row == "deflate":
+            ratios = [f"{r} × aiohttp" if r != "–" else r for r in ratios]
+        print(f"| {LABELS[row]} | {cells} | " + " | ".join(ratios[: 3 if args.base else 2]) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""What a connection holds: the shared receive buffer, leftovers, lazy zlib contexts, backpressure.
+
+An idle connection should cost a few KiB. These tests check the behaviour that makes
+that possible: every connection of a loop reads into one shared buffer (so two
+connections receiving large frames at once must not corrupt each other), the core
+keeps no large leftover once a frame is done, zlib contexts exist only while they
+are needed, and ``max_queue`` still pauses reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import sys
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+import wsdoctor
+from wsdoctor import WebSocketConnection
+from wsdoctor.aio.connection import _READ_SIZE
+
+
+def url(server: wsdoctor.Server) -> str:
+    return f"ws://127.0.0.1:{server.port_number}/"
+
+
+async def echo(ws: WebSocketConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run a scenario on the stock asyncio loop and on uvloop, whose transports differ."""
+    asyncio.run(scenario())
+    uvloop.run(scenario())
+
+
+def test_concurrent_large_frames_share_one_buffer_without_mixing() -> None:
+    async def scenario() -> None:
+        async with asyncio.timeout(30), wsdoctor.serve(echo, "127.0.0.1", 0, compression=None, max_size=None) as server:
+            clients = [await wsdoctor.connect(url(server), compression=None, max_size=None) for _ in range(3)]
+            payloads = [os.urandom(4 * _READ_SIZE + 77 * i) for i in range(3)]
+
+            async def round_trip(ws: WebSocketConnection, payload: bytes) -> bytes:
+                await ws.send(payload)
+                received = await ws.recv()
+                assert isinstance(received, bytes)
+                return received
+
+            echoed = await asyncio.gather(*(round_trip(ws, p) for ws, p in zip(clients, payloads, strict=True)))
+            assert echoed == payloads
+            views = {id(ws._rview) for ws in [*clients, *server.connections]}
+            assert len(views) == 1, "every connection of a loop reads into the same buffer"
+            for ws in server.connections:
+                assert ws.core is not None and len(ws.core._buf) == 0
+            for ws in clients:
+                await ws.close()
+
+    on_both_loops(scenario)
+
+
+def test_leftover_buffer_shrinks_after_a_large_frame() -> None:
+    """A frame header split across reads makes the core keep bytes; once parsed they go."""
+
+    async def scenario() -> None:
+        received: list[bytes] = []
+        done = asyncio.Event()
+        holder: list[WebSocketConnection] = []
+
+        async def handler(ws: WebSocketConnection) -> None:
+            holder.append(ws)
+            message = await ws.recv()
+            assert isinstance(message, bytes)
+            received.append(message)
+            done.set()
+            await ws.wait_closed()
+
+        server_options = {"compression": None, "max_size": None}
+        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, **server_options) as server:
+            loop = asyncio.get_running_loop()
+            sock = socket.create_connection(("127.0.0.1", server.port_number))
+            sock.setblocking(False)
+            try:
+                await loop.sock_sendall(
+                    sock,
+                    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                )
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await loop.sock_recv(sock, 4096)
+                assert head.startswith(b"HTTP/1.1 101")
+                payload = os.urandom(3 * _READ_SIZE)
+                mask = b"\x00\x00\x00\x00"  # a zero mask keeps the test independent of masking code
+                frame = struct.pack("!BBQ", 0x82, 0x80 | 127, len(payload)) + mask + payload
+                await loop.sock_sendall(sock, frame[:1])  # one byte: the core must keep it
+                await asyncio.sleep(0.2)
+                assert holder and holder[0].core is not None
+                assert len(holder[0].core._buf) == 1
+                await loop.sock_sendall(sock, frame[1:])
+                await done.wait()
+                assert received == [payload]
+                core = holder[0].core
+                assert len(core._buf) == 0
+                assert sys.getsizeof(core._buf) < 1024, "the leftover buffer gave its memory back"
+            finally:
+                sock.close()
+
+    on_both_loops(scenario)
+
+
+def test_max_queue_pauses_reading_with_the_shared_buffer() -> None:
+    async def scenario() -> None:
+        may_read = asyncio.Event()
+        got: list[bytes] = []
+        paused: list[bool] = []
+
+        async def handler(ws: WebSocketConnection) -> None:
+            await may_read.wait()
+            paused.append(ws._paused_reading)
+            queued = len(ws._messages)
+            assert queued < 60, f"{queued} messages were queued despite max_queue=4"
+            for _ in range(60):
+                message = await ws.recv()
+                assert isinstance(message, bytes)
+                got.append(message)
+            await ws.send(b"done")
+
+        async with asyncio.timeout(30):
+            async with wsdoctor.serve(handler, "127.0.0.1", 0, compression=None, max_queue=4) as server:
+                async with wsdoctor.connect(url(server), compression=None) as ws:
+                    sent = [os.urandom(50_000) + bytes([i]) for i in range(60)]
+                    sender = asyncio.ensure_future(asyncio.gather(*(ws.send(m) for m in sent)))
+                    await asyncio.sleep(0.5)  # the server's queue fills and it stops reading
+                    may_read.set()
+                    await sender
+                    assert await ws.recv() == b"done"
+        assert paused == [True]
+        assert got == sent
+
+    on_both_loops(scenario)
+
+
+def test_zlib_contexts_exist_only_while_needed() -> None:
+    async def scenario() -> None:
+        holders: list[WebSocketConnection] = []
+
+        async def handler(ws: WebSocketConnection) -> None:
+            holders.append(ws)
+            await echo(ws)
+
+        text = "a compressible sentence, repeated. " * 40
+        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0) as server:
+            async with wsdoctor.connect(url(server)) as ws:
+                await ws.send("hi")  # below compress_threshold: sent plain
+                assert await ws.recv() == "hi"
+                deflate = holders[0].core.deflate if holders[0].core else None
+                assert deflate is not None and not deflate.holds_contexts
+                await ws.send(text)
+                assert await ws.recv() == text
+                assert deflate.holds_contexts  # context takeover keeps them for the next message
+            config = wsdoctor.DeflateConfig(server_no_context_takeover=True, client_no_context_takeover=True)
+            async with wsdoctor.connect(url(server), deflate=config) as ws:
+                for _ in range(3):
+                    await ws.send(text)
+                    assert await ws.recv() == text
+                server_codec = holders[1].core.deflate if holders[1].core else None
+                assert server_codec is not None and not server_codec.holds_contexts
+                assert ws.core is not None and ws.core.deflate is not None
+                assert not ws.core.deflate.holds_contexts
+
+    on_both_loops(scenario)
