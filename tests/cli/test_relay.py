@@ -127,7 +127,12 @@ def test_bad_relay_options_are_usage_errors(args: list[str], expected: str) -> N
 
 
 def test_two_servers_keep_relaying_across_a_redis_restart(redis_server: RedisServer) -> None:
-    with serving("--redis", redis_server.url) as (url_a, proc_a), serving("--redis", redis_server.url) as (url_b, _):
+    with (
+        serve_process("--redis", redis_server.url, env=ENV) as a,
+        serve_process("--redis", redis_server.url, env=ENV) as b,
+    ):
+        assert "listening on ws://127.0.0.1:" in a.banner and "listening on ws://127.0.0.1:" in b.banner
+        url_a, proc_a, url_b = a.url, a.proc, b.url
 
         async def talk() -> None:
             async with asyncio.timeout(60):
