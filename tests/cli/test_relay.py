@@ -7,15 +7,25 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 import wsdoctor
-from _helpers import serve_process
+from _helpers import ServeProcess, serve_process
 from redis_servers import RedisServer
 
 CHANNEL = "wsdoctor:room:/chat"
 ENV = {**os.environ, "COLUMNS": "200"}
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[ServeProcess]:
+    """``wsdoctor serve ARGS`` on a free loopback port (see ``serve_process``), its banner checked."""
+    with serve_process(*args, env=ENV) as server:
+        assert "listening on ws://127.0.0.1:" in server.banner, server.banner
+        yield server
 
 
 def subscribers(redis: RedisServer, channel: str = CHANNEL) -> int:
@@ -32,8 +42,7 @@ async def wait_subscribers(redis: RedisServer, n: int) -> None:
 
 
 def test_relay_sends_to_the_others_on_the_same_path() -> None:
-    with serve_process("--relay", env=ENV) as server:
-        assert "listening on ws://127.0.0.1:" in server.banner, server.banner
+    with serving("--relay") as server:
         url = server.url
 
         async def talk() -> None:
@@ -56,11 +65,7 @@ def test_relay_sends_to_the_others_on_the_same_path() -> None:
 
 
 def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> None:
-    with (
-        serve_process("--redis", redis_server.url, env=ENV) as a,
-        serve_process("--redis", redis_server.url, env=ENV) as b,
-    ):
-        assert "listening on ws://127.0.0.1:" in a.banner and "listening on ws://127.0.0.1:" in b.banner
+    with serving("--redis", redis_server.url) as a, serving("--redis", redis_server.url) as b:
         url_a, proc_a, url_b = a.url, a.proc, b.url
         assert url_a != url_b
 
@@ -84,8 +89,7 @@ def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> Non
 
 
 def test_workers_share_one_port_and_relay_through_redis(redis_server: RedisServer) -> None:
-    with serve_process("--redis", redis_server.url, "--workers", "2", env=ENV) as server:
-        assert "listening on ws://127.0.0.1:" in server.banner, server.banner
+    with serving("--redis", redis_server.url, "--workers", "2") as server:
         url, proc = server.url, server.proc
         assert proc.stdout is not None
         for line in proc.stdout:  # until the second worker listens too
@@ -127,11 +131,7 @@ def test_bad_relay_options_are_usage_errors(args: list[str], expected: str) -> N
 
 
 def test_two_servers_keep_relaying_across_a_redis_restart(redis_server: RedisServer) -> None:
-    with (
-        serve_process("--redis", redis_server.url, env=ENV) as a,
-        serve_process("--redis", redis_server.url, env=ENV) as b,
-    ):
-        assert "listening on ws://127.0.0.1:" in a.banner and "listening on ws://127.0.0.1:" in b.banner
+    with serving("--redis", redis_server.url) as a, serving("--redis", redis_server.url) as b:
         url_a, proc_a, url_b = a.url, a.proc, b.url
 
         async def talk() -> None:
