@@ -11,12 +11,15 @@ lines) does so inside the block; the cleanup then has nothing to do.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import wsdoctor
 from wsdoctor import WebSocketConnection
@@ -184,3 +187,12 @@ async def answering(head: bytes, body: bytes = b"", *, close: bool = True) -> As
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with server:
         yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat"
+
+
+def load_file(path: Path, name: str) -> ModuleType:
+    """The Python file at ``path`` imported as module ``name``: for examples and benchmarks, which are not packages."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
