@@ -55,7 +55,7 @@ CASES = [
     ("426 Upgrade Required", ["Sec-WebSocket-Version: 8"], b"", "http.upgrade_required", "Sec-WebSocket-Version: 8"),
     ("429 Too Many Requests", ["Retry-After: 30"], b"", "http.too_many_requests", "Retry-After: 30"),
     ("502 Bad Gateway", ["Server: nginx/1.25.3"], b"<html>", "http.bad_gateway", "Server: nginx/1.25.3"),
-    ("503 Service Unavailable", ["Server: envoy", "Retry-After: 5"], b"", "http.bad_gateway", "Retry-After: 5"),
+    ("503 Service Unavailable", ["Server: envoy", "Retry-After: 5"], b"", "http.unavailable", "Retry-After: 5"),
     ("504 Gateway Timeout", ["Server: haproxy"], b"", "http.bad_gateway", "Server: haproxy"),
     ("500 Internal Server Error", ["Retry-After: 2"], b"oops", "http.server_error", "Retry-After: 2"),
     ("200 OK", ["Content-Type: text/html"], b"<html>hello</html>", "http.not_websocket", "Content-Type: text/html"),
@@ -90,7 +90,9 @@ async def test_server_header_named_only_where_it_helps() -> None:
 
 async def test_spanish_texts_fill_the_status() -> None:
     exc = await refusal(*response("503 Service Unavailable"))
-    assert exc.ending.cause_text("es").summary.startswith("HTTP 503: un proxy")
+    assert exc.ending.cause_text("es").summary.startswith("HTTP 503: el servidor no está disponible")
+    exc = await refusal(*response("504 Gateway Timeout"))
+    assert exc.ending.cause_text("es").summary.startswith("HTTP 504: un proxy")
 
 
 async def test_a_body_that_never_ends_is_cut_short_and_shown() -> None:

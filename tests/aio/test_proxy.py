@@ -162,7 +162,11 @@ async def test_proxy_refuses_the_tcp_connection(echo_server: wsdoctor.Server) ->
     exc = await dial_error(url(echo_server), proxy=f"http://{HOST}:{closed_port()}", trace=steps.append)
     assert exc.ending.cause == "proxy.refused"
     assert exc.ending.code == 1006
-    assert steps[-1].name == "tcp" and not steps[-1].ok and steps[-1].details["via"] == "proxy"
+    tcp, proxy = steps[-2:]
+    assert tcp.name == "tcp" and not tcp.ok and tcp.details["via"] == "proxy"
+    # The proxy step follows, failed, saying which proxy it was and where it came from.
+    assert proxy.name == "proxy" and not proxy.ok
+    assert (proxy.details["source"], proxy.details["cause"]) == ("argument", "proxy.refused")
 
 
 async def test_proxy_cannot_reach_the_server(tinyproxy: int) -> None:

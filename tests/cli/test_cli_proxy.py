@@ -84,6 +84,60 @@ async def test_check_proxy_failures_and_bypass(echo_url: str) -> None:
     assert f"HTTP_PROXY is set but NO_PROXY={HOST} bypasses it: dialling directly" in " ".join(out.split())
 
 
+async def test_check_json_carries_the_proxy_step_from_the_environment(echo_url: str, proxy_port: int) -> None:
+    """The proxy step in --json: which proxy, from which variable, its answer; also bypassed or unreachable."""
+    proxy = f"http://{HOST}:{proxy_port}"
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--json", env=clean_env(http_proxy=proxy))
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True
+    [step] = [s for s in data["steps"] if s["name"] == "proxy"]
+    assert step["ok"] is True and step["ms"] >= 0
+    target = echo_url.removeprefix("ws://").rstrip("/")
+    assert step["details"] == {
+        "proxy": proxy,
+        "source": "http_proxy",
+        "target": target,
+        "answer": step["details"]["answer"],
+    }
+    assert step["details"]["answer"].startswith("200")
+    assert [s["details"].get("via") for s in data["steps"][:2]] == ["proxy", "proxy"]
+
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--json", env=clean_env(HTTP_PROXY=proxy, NO_PROXY="*"))
+    data = json.loads(out)
+    assert code == 0
+    assert data["steps"][0] == {
+        "name": "proxy",
+        "ok": True,
+        "ms": data["steps"][0]["ms"],
+        "details": {"bypassed": "HTTP_PROXY", "no_proxy": "NO_PROXY=*", "direct": True},
+    }
+    assert all("via" not in s["details"] for s in data["steps"][1:])
+
+    code, out, _ = await wsdoctor_cli(
+        "check", echo_url, "--lang", "es", env=clean_env(HTTP_PROXY=proxy, no_proxy=f"{HOST},.example")
+    )
+    assert code == 0
+    assert f"HTTP_PROXY está definida pero no_proxy={HOST},.example la excluye: conexión directa" in " ".join(
+        out.split()
+    )
+
+
+async def test_an_unreachable_proxy_is_named_with_its_variable(echo_url: str) -> None:
+    dead = f"http://{HOST}:{closed_port()}"
+    code, out, _ = await wsdoctor_cli("check", echo_url, "--json", env=clean_env(HTTP_PROXY=dead))
+    data = json.loads(out)
+    assert code == 10 and data["ending"]["cause"] == "proxy.refused"
+    assert [(s["name"], s["ok"]) for s in data["steps"]] == [("dns", True), ("tcp", False), ("proxy", False)]
+    details = data["steps"][2]["details"]
+    assert (details["proxy"], details["source"], details["cause"]) == (dead, "HTTP_PROXY", "proxy.refused")
+
+    code, out, _ = await wsdoctor_cli("check", echo_url, env=clean_env(HTTP_PROXY=dead))
+    assert code == 10
+    assert "Proxy: FAILED" in out and f"nothing is listening at the proxy {dead} (from HTTP_PROXY)" in " ".join(
+        out.split()
+    )
+
+
 def test_bad_proxy_url_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["check", "ws://h/", "--proxy", "ftp://proxy:21"])
     assert result.exit_code == 2 and "proxy scheme" in result.output

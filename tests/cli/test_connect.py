@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -183,48 +184,112 @@ def _read_until(fd: int, needle: bytes, seen: bytearray, deadline: float) -> boo
     return needle in seen[start:]
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
-async def test_terminal_history_and_double_slash() -> None:
-    """On a real pseudo-terminal: arrow up recalls the last line, //x sends "/x"."""
-    async with echo_server() as (url, recorder):
-        master, slave = pty.openpty()
-        env = dict(os.environ, TERM="xterm", WSDOCTOR_LANG="en")
-        proc = subprocess.Popen(
+class Terminal:
+    """``wsdoctor connect`` on a real pseudo-terminal, with HOME in a folder of the test's own."""
+
+    def __init__(self, url: str, home: Path, **env: str) -> None:
+        self.master, slave = pty.openpty()
+        environ = {k: v for k, v in os.environ.items() if k not in ("XDG_STATE_HOME", "WSDOCTOR_HISTFILE")}
+        environ.update(TERM="xterm", WSDOCTOR_LANG="en", HOME=str(home), **env)
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "wsdoctor", "connect", url],
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env=env,
+            env=environ,
             close_fds=True,
         )
         os.close(slave)
-        seen = bytearray()
-        deadline = time.monotonic() + 60
+        self.seen = bytearray()
+        self.deadline = time.monotonic() + 60
 
-        async def expect(needle: bytes) -> None:
-            found = await asyncio.to_thread(_read_until, master, needle, seen, deadline)
-            assert found, (needle, bytes(seen))
+    async def expect(self, needle: bytes) -> None:
+        found = await asyncio.to_thread(_read_until, self.master, needle, self.seen, self.deadline)
+        assert found, (needle, bytes(self.seen))
 
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    async def wait(self) -> int:
         try:
-            await expect(b"> ")
-            os.write(master, b"hello\r")
-            await expect(b"< hello")
-            os.write(master, b"\x1b[A\r")  # arrow up, enter: the same line again
-            await expect(b"< hello")
-            os.write(master, b"//x\r")
-            await expect(b"< /x")
-            os.write(master, b"/ping\r")
-            await expect(b"pong in")
-            os.write(master, b"/close\r")
-            await expect(b"Normal Closure")
-            returncode = await asyncio.to_thread(proc.wait, 30)
+            return await asyncio.to_thread(self.proc.wait, 30)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            os.close(master)
-    assert recorder.received == ["hello", "hello", "/x"]
-    assert returncode == 0
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self.master)
+
+
+UP = b"\x1b[A"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+async def test_terminal_history_and_double_slash(tmp_path: Path) -> None:
+    """On a real pseudo-terminal: arrow up recalls the last line, //x sends "/x"; the history is kept."""
+    async with echo_server() as (url, recorder):
+        term = Terminal(url, tmp_path)
+        try:
+            await term.expect(b"> ")
+            term.type(b"hello\r")
+            await term.expect(b"< hello")
+            term.type(UP + b"\r")  # arrow up, enter: the same line again
+            await term.expect(b"< hello")
+            term.type(b"//x\r")
+            await term.expect(b"< /x")
+            term.type(b"/ping\r")
+            await term.expect(b"pong in")
+            term.type(b"/close\r")
+            await term.expect(b"Normal Closure")
+        finally:
+            returncode = await term.wait()
+        assert recorder.received == ["hello", "hello", "/x"]
+        assert returncode == 0
+        history = tmp_path / ".local" / "state" / "wsdoctor" / "history"
+        assert history.read_text().split()[-3:] == ["//x", "/ping", "/close"]
+        assert history.stat().st_mode & 0o077 == 0  # what was typed may hold tokens
+
+        # The next session starts with that history: three times up is "//x" again.
+        term = Terminal(url, tmp_path)
+        try:
+            await term.expect(b"> ")
+            term.type(UP * 3 + b"\r")
+            await term.expect(b"< /x")
+            term.type(b"/close\r")
+            await term.expect(b"Normal Closure")
+        finally:
+            assert await term.wait() == 0
+    assert recorder.received == ["hello", "hello", "/x", "/x"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+async def test_history_file_from_the_environment_and_unwritable_is_silent(tmp_path: Path) -> None:
+    async with echo_server() as (url, recorder):
+        state = tmp_path / "state"
+        term = Terminal(url, tmp_path, XDG_STATE_HOME=str(state))
+        try:
+            await term.expect(b"> ")
+            term.type(b"kept\r")
+            await term.expect(b"< kept")
+            term.type(b"/close\r")
+            await term.expect(b"Normal Closure")
+        finally:
+            assert await term.wait() == 0
+        assert (state / "wsdoctor" / "history").read_text().split()[-2:] == ["kept", "/close"]
+
+        # WSDOCTOR_HISTFILE wins; a place that cannot be written costs nothing but the history.
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        term = Terminal(url, tmp_path, XDG_STATE_HOME=str(state), WSDOCTOR_HISTFILE=str(blocker / "history"))
+        try:
+            await term.expect(b"> ")
+            term.type(UP + b"still works\r")  # nothing to recall: the line is only what was typed
+            await term.expect(b"< still works")
+            term.type(b"/close\r")
+            await term.expect(b"Normal Closure")
+        finally:
+            assert await term.wait() == 0
+        assert b"Traceback" not in term.seen and blocker.read_text() == ""
+    assert recorder.received == ["kept", "still works"]
 
 
 async def test_jsonl_ending_when_the_dial_fails() -> None:

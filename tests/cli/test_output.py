@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ import pytest
 
 import wsdoctor
 from _helpers import run_wsdoctor, serve_subprocess
+from wsdoctor import WebSocketConnection
 from wsdoctor.cli._lang import default_lang
 from wsdoctor.cli._serve import echo
 from wsdoctor.diagnose.demo import scenarios
 from wsdoctor.diagnose.faults import FAULTS
+from wsdoctor.protocol._handshake import Request
 
 HOST = "127.0.0.1"
 DATA = Path(wsdoctor.__file__).parent / "knowledge" / "data"
@@ -152,6 +155,10 @@ def test_english_word_list_is_meaningful() -> None:
     assert {"either", "none", "step", "scenario", "found", "messages", "connected", "nothing"} <= words
 
 
+def forbid_no(ws: WebSocketConnection, request: Request) -> tuple[int, str] | None:
+    return (403, "no") if request.target == "/no" else None
+
+
 async def _spanish_session() -> list[tuple[str, str]]:
     """Every command in Spanish against real servers: (what ran, what it printed)."""
     printed: list[tuple[str, str]] = []
@@ -161,13 +168,24 @@ async def _spanish_session() -> list[tuple[str, str]]:
         printed.append((" ".join(args), out + err))
         return code, out, err
 
-    for args in (["codes"], ["explain", "1006"], ["explain", "4001"], ["compare", "1000", "1006"], ["demo"]):
+    for args in (
+        ["codes"],
+        ["explain", "1006"],
+        ["explain", "4001"],
+        ["explain", "tls.expired"],
+        ["compare", "1000", "1006"],
+        ["compare", "1000", "1000"],
+        ["demo"],
+    ):
         await run(*args)
     await run("serve", "--list-faults")
-    async with wsdoctor.serve(echo, HOST, 0) as server:
+    with tempfile.TemporaryDirectory() as site:
+        await run("reference", "--out", site)
+    async with wsdoctor.serve(echo, HOST, 0, process_request=forbid_no) as server:
         url = f"ws://{HOST}:{server.port_number}/"
         await run("check", url)
-        commands = ["hola", "/ping", "/close abc", "/nada", "/binary zz"]
+        await run("check", url + "no")
+        commands = ["hola", "/ping", "/close abc", "/nada", "/binary zz", "/binary 00ff10", "/binary 01"]
         await run("connect", url, *[arg for command in commands for arg in ("-x", command)], "-w", "0.3")
     async with wsdoctor.serve(echo, HOST, 0, compression=None) as server:
         await run("check", f"ws://{HOST}:{server.port_number}/", "--require-extension", "permessage-deflate")
@@ -211,5 +229,81 @@ async def test_every_command_in_spanish_has_no_english_words() -> None:
             problems[what] = (sorted(found), text)
     assert not problems, problems
     everything = "\n".join(text for _, text in printed)
-    for spanish in ("código", "abierta", "ambos", "escenario", "mensajes recibidos", "conectado a", "pong en"):
+    spoken = (
+        "código",
+        "abierta",
+        "ambos",
+        "escenario",
+        "mensajes recibidos",
+        "conectado a",
+        "pong en",
+        "páginas escritas",
+    )
+    for spanish in (*spoken, "[binario, 3 bytes] 00 ff 10", "[binario, 1 byte] 01"):
         assert spanish in everything, spanish
+
+
+# Values that are identifiers, the same in every language: what scripts match on.
+IDENTIFIER_KEYS = {"cause", "stage", "sender", "type", "initiator", "role", "lang", "key"}
+# Words that come from the peer or the protocol as they are: HTTP reason phrases, step names.
+AS_RECEIVED = {("steps", "name"), ("steps", "details", "reason"), ("steps", "details", "error")}
+
+
+def _json_texts(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key not in IDENTIFIER_KEYS and (*path, key) not in AS_RECEIVED:
+                yield from _json_texts(item, (*path, key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_texts(item, path)
+    elif isinstance(value, str):
+        yield path, value
+
+
+async def test_json_values_in_spanish_have_no_english_words() -> None:
+    """--json and --jsonl: keys and identifiers stay English, every text meant to be read is Spanish."""
+
+    async def run(*args: str) -> list[Any]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "wsdoctor",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**ENV, "WSDOCTOR_LANG": "es"},
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert b"Traceback" not in err
+        return [json.loads(line) for line in out.decode().splitlines()] if "--jsonl" in args else [json.loads(out)]
+
+    outputs: dict[str, list[Any]] = {}
+    for args in (
+        ["codes", "--json"],
+        ["explain", "1011", "--json"],
+        ["explain", "tls.expired", "--json"],
+        ["compare", "1000", "1006", "--json"],
+        ["compare", "1000", "1000", "--json"],
+    ):
+        outputs[" ".join(args)] = await run(*args)
+    async with wsdoctor.serve(echo, HOST, 0, process_request=forbid_no) as server:
+        url = f"ws://{HOST}:{server.port_number}/"
+        for args in (
+            ["check", url, "--json"],
+            ["check", url + "no", "--json"],
+            ["connect", url, "-x", "hola", "-x", "/binary 00ff", "--jsonl", "-w", "0.3"],
+            ["connect", url + "no", "--jsonl"],
+        ):
+            outputs[" ".join(args)] = await run(*args)
+    problems = {}
+    for what, documents in outputs.items():
+        for document in documents:
+            for path, text in _json_texts(document):
+                found = leftover_english(text, [])
+                if found:
+                    problems[(what, path)] = (sorted(found), text)
+    assert not problems, problems
+    check_403 = outputs[f"check {url}no --json"][0]
+    assert check_403["ending"]["name"] == "Cierre anómalo" and check_403["steps"][-1]["name"] == "http"

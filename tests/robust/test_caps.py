@@ -23,6 +23,10 @@ async def test_upgrades_beyond_the_cap_get_503(caplog: pytest.LogCaptureFixture)
             await wsdoctor.connect(url)
         assert info.value.status == 503
         assert ("retry-after", "5") in [(k.lower(), v) for k, v in info.value.headers]
+        # The client names the answer with its own cause and shows Retry-After.
+        assert info.value.ending.cause == "http.unavailable"
+        assert str(info.value).startswith("server rejected WebSocket connection: HTTP 503")
+        assert "Retry-After: 5" in str(info.value)
         # The open connections still work while others are turned away.
         await first.send("still here")
         assert await first.recv() == "still here"

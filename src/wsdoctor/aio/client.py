@@ -574,7 +574,13 @@ class connect:
             self._report("proxy", True, started, answer=f"{proxy.scheme} tunnel open", **about)
             return transport, wsuri.host
 
-        transport, _ = await self._open_tcp(ws, proxy.host, proxy.port, deadline, proxy=proxy)
+        started = time.perf_counter()
+        try:
+            transport, _ = await self._open_tcp(ws, proxy.host, proxy.port, deadline, proxy=proxy)
+        except DialError as exc:
+            # Which proxy, and from which variable, matters most when it cannot be reached.
+            self._report("proxy", False, started, cause=exc.ending.cause, error=exc.ending.detail, **about)
+            raise
         started = time.perf_counter()
         try:
             if proxy.scheme == "https":

@@ -60,7 +60,17 @@ ProcessRequest = Callable[[WebSocketConnection, Request], Awaitable[Rejection | 
 
 
 class Server:
-    """A listening WebSocket server; build it with :func:`serve`."""
+    """A listening WebSocket server; build it with :func:`serve`.
+
+    ``ssl`` serves ``wss://``. For mutual TLS, make that context require client
+    certificates (``context.verify_mode = ssl.CERT_REQUIRED`` and
+    ``context.load_verify_locations(cafile=...)`` with the CA that issues them, as
+    ``wsdoctor serve --tls-client-ca`` does): a client without one, or with one from
+    another CA, fails the TLS handshake before any HTTP, sees 1015
+    ``tls.client_cert_required``, and the failure is logged here with its cause. The
+    handler reads the verified certificate with
+    ``ws.transport.get_extra_info("peercert")``.
+    """
 
     def __init__(
         self,

@@ -51,6 +51,9 @@ def describe(step: Step, lang: str = "en") -> str:
         shown = d.get("shown") or {}
         values = [f"{k}: {v!r}" if k == "body" else f"{k}: {v}" for k, v in shown.items()]
         return "; ".join([f"{d['status']} {d.get('reason', '')}".strip(), *values])
+    if not step.ok and step.name == "proxy" and d.get("source") and d.get("error"):
+        source = d["source"]
+        return say["proxy_failed"].format(error=d["error"], origin="--proxy" if source == "argument" else source)
     if not step.ok:
         for key in ("error", "missing", "cause"):
             if key in d:

@@ -7,7 +7,11 @@ scripts: one per received message, one for the ending.
 
 On a terminal, lines are read with the standard library's ``readline`` (line
 editing and history with the arrow keys, no extra dependency); elsewhere stdin is
-read line by line until end of input.
+read line by line until end of input. The history outlives the session in
+``$XDG_STATE_HOME/wsdoctor/history`` (``~/.local/state/wsdoctor/history`` by
+default, ``WSDOCTOR_HISTFILE`` to put it elsewhere, empty to keep none); it holds
+what was typed, so it is written readable by its owner only, and a history that
+cannot be read or written never stops a session.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -93,9 +99,11 @@ def mask_header(name: str, value: str) -> str:
     return f"{first.partition('=')[0].strip()}={MASK}" + (f";{attributes}" if sep else "")
 
 
-def describe_binary(data: bytes) -> str:
+def describe_binary(data: bytes, lang: str = "en") -> str:
     """A binary message as a person reads it, never mistaken for a text message."""
-    return f"[binary, {len(data)} byte{'s' if len(data) != 1 else ''}] {data.hex(' ')}".rstrip()
+    words = ui(lang)["connect"]
+    size = words["binary_one"] if len(data) == 1 else words["binary"].format(count=len(data))
+    return f"{size} {data.hex(' ')}".rstrip()
 
 
 class Usage(Exception):
@@ -107,6 +115,7 @@ class Session:
 
     def __init__(self, ws: WebSocketConnection, err: Console, *, terminal: bool, jsonl: bool, lang: str) -> None:
         self.ws = ws
+        self.lang = lang
         self.words: dict[str, str] = ui(lang)["connect"]
         self.err = err
         self.terminal = terminal
@@ -154,7 +163,8 @@ class Session:
                 elif isinstance(message, str):
                     self.emit(f"< {message}" if self.terminal else message)
                 else:
-                    self.emit(f"< {describe_binary(message)}" if self.terminal else describe_binary(message))
+                    shown = describe_binary(message, self.lang)
+                    self.emit(f"< {shown}" if self.terminal else shown)
         except ConnectionClosed:
             pass
 
@@ -218,18 +228,57 @@ def _line_buffer() -> str:
     return str(readline.get_line_buffer()) if readline is not None else ""
 
 
+# Lines kept in the history file: enough for weeks of use, small enough to rewrite per line.
+HISTORY_LENGTH = 1000
+
+
+def history_file() -> Path | None:
+    """Where the typed lines are kept between sessions; ``None`` when nowhere."""
+    override = os.environ.get("WSDOCTOR_HISTFILE")
+    if override is not None:
+        return Path(override).expanduser() if override else None
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):  # the XDG spec: a relative path is invalid and ignored
+        try:
+            state = str(Path.home() / ".local" / "state")
+        except RuntimeError:  # no home directory to be found
+            return None
+    return Path(state) / "wsdoctor" / "history"
+
+
+def _load_history(readline: Any, path: Path | None) -> None:
+    readline.set_history_length(HISTORY_LENGTH)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(str(path))
+
+
+def _save_history(readline: Any, path: Path | None) -> None:
+    """Rewrite the history file; silently nothing when it cannot be written."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        readline.write_history_file(str(path))
+        path.chmod(0o600)
+
+
 def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], terminal: bool) -> None:
     """Read input in a daemon thread: a blocked read must not keep the program alive.
 
     On a terminal ``input()`` goes through ``readline`` (imported here, on first use),
-    which gives line editing and an in-session history on the arrow keys.
+    which gives line editing and the history on the arrow keys. The history file is
+    rewritten after each line: the thread is a daemon and gets no chance at exit.
     """
     try:
         if terminal:
-            import readline  # noqa: F401 - importing it is what enables editing in input()
+            import readline  # importing it is also what enables editing in input()
 
+            path = history_file()
+            _load_history(readline, path)
             while True:
                 line = input(PROMPT)
+                _save_history(readline, path)
                 loop.call_soon_threadsafe(queue.put_nowait, line)
         else:
             for line in sys.stdin:

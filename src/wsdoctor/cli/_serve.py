@@ -70,6 +70,7 @@ class ServeSettings:
     verbose: bool = False
     relay: bool = False
     redis_url: str | None = None
+    client_ca: str | None = None
     server_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -211,6 +212,8 @@ async def serve_echo(settings: ServeSettings, console: Console, sock: socket.soc
                 else:
                     banner = words["listening_relay"].format(url=url)
                 console.print(banner, markup=False)
+            if settings.client_ca:
+                console.print(words["client_ca"].format(ca=settings.client_ca), markup=False)
             if limits is not None:
                 before, after, hard = limits
                 if after > before:
@@ -307,8 +310,16 @@ class FaultName(click.ParamType):  # type: ignore[type-arg]
         return str(value)
 
 
-def _tls_context(tls_cert: str | None, tls_key: str | None) -> ssl.SSLContext | None:
+def _tls_context(tls_cert: str | None, tls_key: str | None, client_ca: str | None = None) -> ssl.SSLContext | None:
+    """The server's TLS context; with ``client_ca``, mutual TLS.
+
+    A client that presents no certificate, or one that ``client_ca`` did not issue,
+    fails the TLS handshake (the client sees ``tls.client_cert_required``), before any
+    HTTP is read: that is the point of asking for one.
+    """
     if not (tls_cert or tls_key):
+        if client_ca:
+            raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key: client certificates need TLS")
         return None
     if not (tls_cert and tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -317,6 +328,12 @@ def _tls_context(tls_cert: str | None, tls_key: str | None) -> ssl.SSLContext | 
         context.load_cert_chain(tls_cert, tls_key)
     except (ssl.SSLError, OSError) as exc:
         raise click.BadParameter(f"cannot load the certificate and key: {exc}") from None
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.BadParameter(f"cannot load {client_ca} as PEM CA certificates: {exc}") from None
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -329,7 +346,8 @@ def _worker(
     settings: ServeSettings,
 ) -> None:
     """One of --workers N: its own socket on the shared port, its own event loop and hub."""
-    settings.server_options["ssl"] = _tls_context(tls_cert, tls_key)  # contexts do not cross processes
+    # Contexts do not cross processes.
+    settings.server_options["ssl"] = _tls_context(tls_cert, tls_key, settings.client_ca)
     try:
         sock = reuse_port_socket(host, port)
         run(serve_echo(settings, make_console(), sock))
@@ -342,6 +360,11 @@ def _worker(
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain (wss://).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key for --tls-cert.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Require a client certificate issued by the CA(s) in this PEM file (mutual TLS; needs --tls-cert).",
+)
 @click.option("--no-compression", is_flag=True, help="Do not negotiate permessage-deflate.")
 @click.option(
     "--max-size",
@@ -384,6 +407,7 @@ def serve(
     port: int,
     tls_cert: str | None,
     tls_key: str | None,
+    tls_client_ca: str | None,
     no_compression: bool,
     max_size: int,
     max_connections: int | None,
@@ -402,13 +426,15 @@ def serve(
         return
     settings = ServeSettings(host=host, port=port, lang=lang, verbose=verbose)
     if fault is not None:
-        if tls_cert or tls_key or no_compression or relay or redis_url or workers > 1 or max_connections:
+        own_server = (tls_cert, tls_key, tls_client_ca, no_compression, relay, redis_url, workers > 1, max_connections)
+        if any(own_server):
             raise click.UsageError(
-                "--fault brings its own server: --tls-cert, --tls-key, --no-compression, --relay, --redis, "
-                "--workers and --max-connections do not apply"
+                "--fault brings its own server: --tls-cert, --tls-key, --tls-client-ca, --no-compression, --relay, "
+                "--redis, --workers and --max-connections do not apply"
             )
         _run(serve_fault(settings, fault, make_console(), ca_out), host, port)
-    context = _tls_context(tls_cert, tls_key)
+    context = _tls_context(tls_cert, tls_key, tls_client_ca)
+    settings.client_ca = tls_client_ca
     if redis_url is not None:
         _check_redis_url(redis_url)
         relay = True

@@ -220,7 +220,7 @@ _STATUS_CAUSES = {
     426: "http.upgrade_required",
     429: "http.too_many_requests",
     502: "http.bad_gateway",
-    503: "http.bad_gateway",
+    503: "http.unavailable",
     504: "http.bad_gateway",
 }
 
@@ -265,7 +265,7 @@ def shown_values(response: Response) -> dict[str, str]:
         add("Sec-WebSocket-Version", response.get("sec-websocket-version"))
     elif cause == "http.not_websocket":
         add("Content-Type", response.get("content-type"))
-    if cause in ("http.bad_gateway", "http.server_error"):
+    if cause in ("http.bad_gateway", "http.unavailable", "http.server_error"):
         add("Server", response.get("server"))
     add("Retry-After", response.get("retry-after"))
     return shown

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from wsdoctor.aio.client import connect as aio_connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.protocol._ending import Ending
-from wsdoctor.protocol._errors import ConnectionClosedOK, closed_exception
+from wsdoctor.protocol._errors import ConnectionClosedOK, DialError, closed_exception
 
 __all__ = ["ClientConnection", "connect"]
 
@@ -176,23 +177,90 @@ class ClientConnection:
         self.close()
 
 
-def connect(uri: str, **options: Any) -> ClientConnection:
-    """Open a WebSocket connection and return it once the opening handshake is done.
+class connect:
+    """Open a WebSocket connection to ``uri``, blocking; three ways to use it.
 
-    Takes every option of :func:`wsdoctor.connect` (``ssl``, ``proxy``,
-    ``max_redirects``, ``require_extensions``, ``open_timeout``, ``max_size``...),
-    checked before any thread starts, and raises the same :class:`DialError`
-    subclasses with the same endings.
+    ``with connect(uri) as ws:`` dials, and closes on leaving the block;
+    ``ws = connect(uri).open()`` dials and leaves closing to you; and
+    ``for ws in connect(uri):`` reconnects, as ``async for ws in wsdoctor.connect(uri)``
+    does (see :meth:`__iter__`). Takes every option of :func:`wsdoctor.connect`
+    (``ssl``, ``proxy``, ``max_redirects``, ``backoff``, ``require_extensions``,
+    ``open_timeout``, ``max_size``...), checked here, before any thread starts or
+    anything is dialled, and raises the same :class:`DialError` subclasses with the
+    same endings.
     """
-    dial = aio_connect(uri, **options)
-    portal = _LoopThread()
 
-    async def open_connection() -> WebSocketConnection:
-        return await dial
+    def __init__(self, uri: str, **options: Any) -> None:
+        self._dial = aio_connect(uri, **options)
+        self.connection: ClientConnection | None = None
 
-    try:
-        ws = portal.run(open_connection())
-    except BaseException:
-        portal.stop()
-        raise
-    return ClientConnection(portal, ws)
+    @property
+    def uri(self) -> str:
+        """Where the last dial ended up, after any redirect."""
+        return self._dial.uri
+
+    def open(self) -> ClientConnection:
+        """Dial once (on a background thread of its own) and return the open connection."""
+        portal = _LoopThread()
+
+        async def open_connection() -> WebSocketConnection:
+            return await self._dial
+
+        try:
+            ws = portal.run(open_connection())
+        except BaseException:
+            portal.stop()
+            raise
+        return ClientConnection(portal, ws)
+
+    def __enter__(self) -> ClientConnection:
+        self.connection = self.open()
+        return self.connection
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+    def __iter__(self) -> Iterator[ClientConnection]:
+        """``for ws in connect(uri):`` a new connection each time the last one ended.
+
+        The asyncio client's rules, shared with it rather than copied: a transient
+        ending (refused, reset, a 1001/1011/1012/1013/1014 close, a 429 or 5xx answer)
+        is retried after the next delay of ``backoff`` (or the server's
+        ``Retry-After`` when longer), logged at INFO on the client's logger with
+        ``record.ending`` and ``record.delay``; a permanent one (an untrusted
+        certificate, a 403, a 1008 close) is raised; a normal closure ends the loop.
+        Leaving the loop body while the connection is still open closes it and dials
+        again at once.
+        """
+        dial = self._dial
+        delays = dial.backoff.delays()
+        while True:
+            try:
+                ws = self.open()
+            except DialError as exc:
+                delay = dial._retry_delay(exc.ending, delays, exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            delays = dial.backoff.delays()  # a connection opened: start over from short delays
+            self.connection = ws
+            fresh = False
+            try:
+                yield ws
+            finally:
+                fresh = ws.open
+                if fresh:
+                    ws.close()
+            if fresh:
+                continue
+            ending = ws.close()  # already ended: waits for nothing but the thread to stop
+            delay = dial._retry_delay(ending, delays)
+            if delay is None:
+                if ending.ok or (ending.code == 1000 and ending.initiator == "local"):
+                    return
+                raise closed_exception(ending)
+            time.sleep(delay)
