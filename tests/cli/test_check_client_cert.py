@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import sys
 from pathlib import Path
 
 import pytest
 
 import wsdoctor
-from _helpers import echo, run_wsdoctor
+from _helpers import echo, listening_url, run_wsdoctor, serve_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
@@ -76,13 +75,7 @@ async def test_serve_requires_client_certificates_with_tls_client_ca(tmp_path: P
     pki = Pki(tmp_path)
     server_cert, server_key = pki.leaf([HOST]).write(tmp_path, "server")
     cert, key = pki.client_cert()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "serve",
-        "--port",
-        "0",
+    async with serve_subprocess(
         "--lang",
         "en",
         "--tls-cert",
@@ -91,13 +84,11 @@ async def test_serve_requires_client_certificates_with_tls_client_ca(tmp_path: P
         str(server_key),
         "--tls-client-ca",
         str(pki.ca_file),
-        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    ) as proc:
         assert proc.stdout is not None
         banner = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        url = banner.split("listening on ", 1)[1].split()[0]
+        url = listening_url(banner)
         assert url.startswith("wss://")
         notice = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert "must present a certificate" in notice and str(pki.ca_file) in notice
@@ -109,7 +100,6 @@ async def test_serve_requires_client_certificates_with_tls_client_ca(tmp_path: P
         rogue = Pki(rogue_dir)  # a certificate from a CA the server does not trust is no better than none
         rogue_cert, rogue_key = rogue.client_cert()
         stranger = await run_wsdoctor("check", url, *ca, "--cert", str(rogue_cert), "--key", str(rogue_key), "--json")
-    finally:
         proc.terminate()
         await asyncio.wait_for(proc.communicate(), 30)
     code, out, _ = with_cert

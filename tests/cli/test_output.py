@@ -265,19 +265,9 @@ async def test_json_values_in_spanish_have_no_english_words() -> None:
     """--json and --jsonl: keys and identifiers stay English, every text meant to be read is Spanish."""
 
     async def run(*args: str) -> list[Any]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**ENV, "WSDOCTOR_LANG": "es"},
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert b"Traceback" not in err
-        return [json.loads(line) for line in out.decode().splitlines()] if "--jsonl" in args else [json.loads(out)]
+        _, out, err = await run_wsdoctor(*args, env={**ENV, "WSDOCTOR_LANG": "es"}, timeout=120)
+        assert "Traceback" not in err
+        return [json.loads(line) for line in out.splitlines()] if "--jsonl" in args else [json.loads(out)]
 
     outputs: dict[str, list[Any]] = {}
     for args in (
