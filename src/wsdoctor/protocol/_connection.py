@@ -677,15 +677,32 @@ class Connection:
 
 
 # The compiled core: this very file, built by Cython into _connection_c (see setup.py
-# and _connection.pxd). When it is there it replaces the classes above, so that every
-# importer gets the same Connection, Opcode and State; WSDOCTOR_NO_SPEEDUPS=1 keeps the
-# pure-Python ones (the test suite runs both ways).
+# and _connection.pxd). When it is there and was built from this file as it is now (its
+# SOURCE_DIGEST), it replaces the classes above, so that every importer gets the same
+# Connection, Opcode and State; WSDOCTOR_NO_SPEEDUPS=1 keeps the pure-Python ones (the
+# test suite runs both ways).
 COMPILED = False
 _WANTED = __name__ == "wsdoctor.protocol._connection" and not os.environ.get("WSDOCTOR_NO_SPEEDUPS")
 if not TYPE_CHECKING and _WANTED:  # pragma: no cover - covered by the default run, not the pure one
     try:
-        from wsdoctor.protocol._connection_c import Connection, Opcode, State
-
-        COMPILED = True
+        from wsdoctor.protocol import _connection_c as _built
     except ImportError:
-        pass
+        _built = None
+    if _built is not None:
+        import hashlib
+
+        with open(__file__, "rb") as _source:
+            _digest = hashlib.sha256(_source.read()).hexdigest()
+        if getattr(_built, "SOURCE_DIGEST", None) == _digest:
+            from wsdoctor.protocol._connection_c import Connection, Opcode, State
+
+            COMPILED = True
+        else:
+            import warnings
+
+            warnings.warn(
+                "wsdoctor's compiled core was built from an older protocol/_connection.py and is not used; "
+                "rebuild it with `pip install -e .`",
+                RuntimeWarning,
+                stacklevel=2,
+            )
