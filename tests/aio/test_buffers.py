@@ -19,17 +19,13 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 import wsdoctor
+from _helpers import echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.connection import _READ_SIZE
 
 
 def url(server: wsdoctor.Server) -> str:
     return f"ws://127.0.0.1:{server.port_number}/"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> None:

@@ -14,14 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import wsdoctor
+from _helpers import echo, ending_catcher
 from wsdoctor import ConnectionClosedError, ConnectionClosedOK, WebSocketConnection
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 @pytest.fixture
@@ -106,13 +102,7 @@ async def test_server_close_code_reaches_client(code: int) -> None:
 
 
 async def test_client_close_code_reaches_handler() -> None:
-    seen: asyncio.Future[wsdoctor.Ending] = asyncio.get_running_loop().create_future()
-
-    async def handler(ws: WebSocketConnection) -> None:
-        try:
-            await ws.recv()
-        except wsdoctor.ConnectionClosed as exc:
-            seen.set_result(exc.ending)
+    seen, handler = ending_catcher()
 
     async with asyncio.timeout(10), wsdoctor.serve(handler, "127.0.0.1", 0) as server:
         ws = await wsdoctor.connect(url(server))
@@ -392,13 +382,7 @@ async def test_slow_reader_pauses_transport(echo_server: wsdoctor.Server) -> Non
 async def test_server_reports_1010_from_client(caplog: pytest.LogCaptureFixture) -> None:
     """A server without deflate, a client that requires it: both sides say 1010 and why."""
     caplog.set_level(logging.INFO, "wsdoctor.server")
-    seen: asyncio.Future[wsdoctor.Ending] = asyncio.get_running_loop().create_future()
-
-    async def handler(ws: WebSocketConnection) -> None:
-        try:
-            await ws.recv()
-        except wsdoctor.ConnectionClosed as exc:
-            seen.set_result(exc.ending)
+    seen, handler = ending_catcher()
 
     async with asyncio.timeout(10), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
         with pytest.raises(wsdoctor.NegotiationError) as info:

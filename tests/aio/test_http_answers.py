@@ -5,44 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 import wsdoctor
+from _helpers import answering, echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.client import Step
 from wsdoctor.diagnose.certs import Pki
 
 HOST = "127.0.0.1"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-@asynccontextmanager
-async def answering(head: bytes, body: bytes = b"", *, close: bool = True) -> AsyncIterator[str]:
-    """A raw HTTP server that answers every request with ``head`` and ``body``; yields its ws:// URL."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(head + body)
-            await writer.drain()
-            if not close:
-                await reader.read()  # hold the connection open until the client gives up
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, HOST, 0)
-    async with server:
-        yield f"ws://{HOST}:{server.sockets[0].getsockname()[1]}/chat"
 
 
 def response(status_line: str, *headers: str, body: bytes = b"") -> tuple[bytes, bytes]:

@@ -14,7 +14,7 @@ import pproxy
 import pytest
 
 import wsdoctor
-from wsdoctor import WebSocketConnection
+from _helpers import echo
 from wsdoctor.aio._proxy import choose_proxy, parse_proxy_url
 from wsdoctor.aio.client import Step
 from wsdoctor.diagnose.certs import Pki
@@ -30,11 +30,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import wsdoctor
+from _helpers import echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.client import Backoff
 from wsdoctor.protocol._handshake import Request
@@ -26,11 +27,6 @@ def client_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def retries(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "wsdoctor.client" and "reconnecting in" in r.getMessage()]
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 class Dropper:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
+from _helpers import echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.client import Step
 from wsdoctor.diagnose.certs import Pki
@@ -16,11 +17,6 @@ from wsdoctor.protocol._handshake import Request
 
 HOST = "127.0.0.1"
 Routes = dict[str, tuple[int, str]]
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def redirecting(routes: Routes, seen: list[tuple[str, list[tuple[str, str]]]] | None = None) -> Callable[..., object]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
+from _helpers import echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
@@ -23,11 +24,6 @@ HOST = "127.0.0.1"
 @pytest.fixture
 def pki(tmp_path: Path) -> Iterator[Pki]:
     yield Pki(tmp_path)
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 @pytest.fixture

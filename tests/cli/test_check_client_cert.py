@@ -5,36 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import sys
 from pathlib import Path
 
 import pytest
 
 import wsdoctor
+from _helpers import echo, listening_url, run_wsdoctor, serve_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
 HOST = "127.0.0.1"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-async def wsdoctor_cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["TLSv1.3", "TLSv1.2"])
@@ -46,9 +26,9 @@ async def test_check_with_and_without_a_client_certificate(tmp_path: Path, versi
     async with wsdoctor.serve(echo, HOST, 0, ssl=server_ctx) as server:
         url = f"wss://{HOST}:{server.port_number}/"
         ca = ("--ca", str(pki.ca_file))
-        without = await wsdoctor_cli("check", url, *ca, "--json")
-        with_cert = await wsdoctor_cli("check", url, *ca, "--cert", str(cert), "--key", str(key), "--json")
-        text = await wsdoctor_cli("check", url, *ca)
+        without = await run_wsdoctor("check", url, *ca, "--json")
+        with_cert = await run_wsdoctor("check", url, *ca, "--cert", str(cert), "--key", str(key), "--json")
+        text = await run_wsdoctor("check", url, *ca)
     code, out, _ = without
     assert code == 5
     ending = json.loads(out)["ending"]
@@ -66,10 +46,10 @@ async def test_connect_with_a_client_certificate(tmp_path: Path) -> None:
     cert, key = pki.client_cert()
     async with wsdoctor.serve(echo, HOST, 0, ssl=pki.requiring_client_cert([HOST])) as server:
         url = f"wss://{HOST}:{server.port_number}/"
-        code, out, _ = await wsdoctor_cli(
+        code, out, _ = await run_wsdoctor(
             "connect", url, "--ca", str(pki.ca_file), "--cert", str(cert), "--key", str(key), stdin=b"over mtls\n"
         )
-        refused = await wsdoctor_cli("connect", url, "--ca", str(pki.ca_file), "--lang", "es", stdin=b"x\n")
+        refused = await run_wsdoctor("connect", url, "--ca", str(pki.ca_file), "--lang", "es", stdin=b"x\n")
     assert code == 0 and "over mtls" in out
     code, out, err = refused  # the ending goes to stderr; the exit status names the TLS step, as check's does
     assert code == 5 and out == "" and "tls.client_cert_required" in err and "certificado de cliente" in err
@@ -85,7 +65,7 @@ async def test_cert_and_key_usage_errors(tmp_path: Path) -> None:
         (["connect", "wss://127.0.0.1:1/", "--cert", str(tmp_path / "none.pem")], "does not exist"),
     ]
     for args, message in cases:
-        code, out, err = await wsdoctor_cli(*args)
+        code, out, err = await run_wsdoctor(*args)
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err, (args, err)
 
@@ -95,13 +75,7 @@ async def test_serve_requires_client_certificates_with_tls_client_ca(tmp_path: P
     pki = Pki(tmp_path)
     server_cert, server_key = pki.leaf([HOST]).write(tmp_path, "server")
     cert, key = pki.client_cert()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "serve",
-        "--port",
-        "0",
+    async with serve_subprocess(
         "--lang",
         "en",
         "--tls-cert",
@@ -110,25 +84,22 @@ async def test_serve_requires_client_certificates_with_tls_client_ca(tmp_path: P
         str(server_key),
         "--tls-client-ca",
         str(pki.ca_file),
-        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    ) as proc:
         assert proc.stdout is not None
         banner = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        url = banner.split("listening on ", 1)[1].split()[0]
+        url = listening_url(banner)
         assert url.startswith("wss://")
         notice = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert "must present a certificate" in notice and str(pki.ca_file) in notice
         ca = ("--ca", str(pki.ca_file))
-        with_cert = await wsdoctor_cli("check", url, *ca, "--cert", str(cert), "--key", str(key), "--json")
-        without = await wsdoctor_cli("check", url, *ca, "--json")
+        with_cert = await run_wsdoctor("check", url, *ca, "--cert", str(cert), "--key", str(key), "--json")
+        without = await run_wsdoctor("check", url, *ca, "--json")
         rogue_dir = tmp_path / "rogue"
         rogue_dir.mkdir()
         rogue = Pki(rogue_dir)  # a certificate from a CA the server does not trust is no better than none
         rogue_cert, rogue_key = rogue.client_cert()
-        stranger = await wsdoctor_cli("check", url, *ca, "--cert", str(rogue_cert), "--key", str(rogue_key), "--json")
-    finally:
+        stranger = await run_wsdoctor("check", url, *ca, "--cert", str(rogue_cert), "--key", str(rogue_key), "--json")
         proc.terminate()
         await asyncio.wait_for(proc.communicate(), 30)
     code, out, _ = with_cert
@@ -152,7 +123,7 @@ async def test_tls_client_ca_usage_errors(tmp_path: Path) -> None:
         (["serve", "--fault", "expired", "--tls-client-ca", str(pki.ca_file)], "brings its own server"),
     ]
     for args, message in cases:
-        code, out, err = await wsdoctor_cli(*args)
+        code, out, err = await run_wsdoctor(*args)
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err, (args, err)
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wsdoctor
-from wsdoctor import WebSocketConnection
+from _helpers import answering, echo, run_wsdoctor
 from wsdoctor.diagnose.certs import Pki
 
 HOST = "127.0.0.1"
@@ -33,35 +30,9 @@ ANSWERS = {
 }
 
 
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-@asynccontextmanager
-async def answering(answer: bytes) -> AsyncIterator[str]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer)
-            await writer.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, HOST, 0)
-    async with server:
-        yield f"ws://{HOST}:{server.sockets[0].getsockname()[1]}/chat"
-
-
 async def check(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wsdoctor", "check", *args, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    code, out, _ = await run_wsdoctor("check", *args)
+    return code, out
 
 
 def step_line(text: str, title: str = "HTTP upgrade:") -> str:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
+from _helpers import echo, run_wsdoctor, serve_process, wsdoctor_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.diagnose.certs import Pki
@@ -98,18 +99,9 @@ def test_python_dash_m() -> None:
 # -------------------------------------------------------------------- check
 
 
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
 async def check_json(*args: str) -> tuple[int, dict[str, object]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wsdoctor", "check", *args, "--json", stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out)
+    code, out, _ = await run_wsdoctor("check", *args, "--json")
+    return code, json.loads(out)
 
 
 async def test_check_healthy_json_shape() -> None:
@@ -131,21 +123,10 @@ async def test_check_1010_exit_code_and_text() -> None:
     async with wsdoctor.serve(echo, HOST, 0, compression=None) as server:
         url = f"ws://{HOST}:{server.port_number}/"
         code, data = await check_json(url, "--require-extension", "permessage-deflate")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "check",
-            url,
-            "--require-extension",
-            "permessage-deflate",
-            stdout=asyncio.subprocess.PIPE,
-        )
-        text, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert code == 7 and proc.returncode == 7
+        text_code, output, _ = await run_wsdoctor("check", url, "--require-extension", "permessage-deflate")
+    assert code == 7 and text_code == 7
     ending = data["ending"]
     assert isinstance(ending, dict) and (ending["code"], ending["cause"]) == (1010, "extension.missing")
-    output = text.decode()
     assert "Negotiation: FAILED" in output and "1010 Mandatory Extension" in output
     assert "Sec-WebSocket-Extensions" in output and "\x1b[" not in output
 
@@ -192,18 +173,11 @@ async def test_check_refused_and_usage_errors() -> None:
 
 async def test_connect_piped() -> None:
     async with wsdoctor.serve(echo, HOST, 0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "connect",
-            f"ws://{HOST}:{server.port_number}/",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+        code, out, _ = await run_wsdoctor(
+            "connect", f"ws://{HOST}:{server.port_number}/", stdin=b"hello\n/binary 00ff\nworld\n"
         )
-        out, _ = await asyncio.wait_for(proc.communicate(b"hello\n/binary 00ff\nworld\n"), 60)
-    assert proc.returncode == 0
-    assert out.decode().splitlines()[:3] == ["hello", "[binary, 2 bytes] 00 ff", "world"]
+    assert code == 0
+    assert out.splitlines()[:3] == ["hello", "[binary, 2 bytes] 00 ff", "world"]
 
 
 async def test_connect_explains_server_close() -> None:
@@ -212,20 +186,18 @@ async def test_connect_explains_server_close() -> None:
         await ws.close(4001, "go away")
 
     async with wsdoctor.serve(closer, HOST, 0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
+        async with wsdoctor_subprocess(
             "connect",
             f"ws://{HOST}:{server.port_number}/",
             stdin=asyncio.subprocess.PIPE,
+            stdout=None,
             stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(b"hi\n")
-        await proc.stdin.drain()
-        out = await asyncio.wait_for(proc.stderr.read(), 60) if proc.stderr else b""
-        await asyncio.wait_for(proc.wait(), 30)
+        ) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b"hi\n")
+            await proc.stdin.drain()
+            out = await asyncio.wait_for(proc.stderr.read(), 60) if proc.stderr else b""
+            await asyncio.wait_for(proc.wait(), 30)
     text = out.decode()
     assert proc.returncode == 1
     assert "4001" in text and "go away" in text and "closed.by_peer" in text
@@ -235,31 +207,19 @@ async def test_connect_explains_server_close() -> None:
 
 
 def test_serve_logs_endings_and_shuts_down() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on ws://127.0.0.1:" in line
-        url = line.split("listening on ", 1)[1].split()[0]
+    with serve_process(env={**os.environ, "COLUMNS": "200"}) as server:
+        assert "listening on ws://127.0.0.1:" in server.banner
 
         async def talk() -> None:
-            async with wsdoctor.connect(url) as ws:
+            async with wsdoctor.connect(server.url) as ws:
                 await ws.send("x")
                 assert await ws.recv() == "x"
                 await ws.close(4002, "client done")
 
         asyncio.run(talk())
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130  # stopped by Ctrl-C, as shells report it
+        server.proc.send_signal(signal.SIGINT)
+        out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 130  # stopped by Ctrl-C, as shells report it
     assert "4002" in out and "client done" in out and "closed.by_peer" in out
     assert "shutting down" in out
 
@@ -290,19 +250,8 @@ def test_demo_passes_and_reports_every_scenario() -> None:
 
 async def test_check_in_spanish() -> None:
     async with wsdoctor.serve(echo, HOST, 0, compression=None) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "check",
-            f"ws://{HOST}:{server.port_number}/",
-            "--require-extension",
-            "permessage-deflate",
-            "--lang",
-            "es",
-            stdout=asyncio.subprocess.PIPE,
+        code, text, _ = await run_wsdoctor(
+            "check", f"ws://{HOST}:{server.port_number}/", "--require-extension", "permessage-deflate", "--lang", "es"
         )
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    text = out.decode()
-    assert proc.returncode == 7
+    assert code == 7
     assert "Negociación: FALLÓ" in text and "1010 Extensión obligatoria" in text and "Cómo solucionarlo" in text

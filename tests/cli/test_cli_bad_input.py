@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
+from _helpers import run_wsdoctor, serve_process, serve_subprocess, wsdoctor_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 
@@ -58,21 +58,6 @@ def assert_one_line_usage_error(returncode: int, stdout: str, stderr: str, messa
     assert len(lines) == 1 and "error:" in lines[0], stderr
     assert message in lines[0], (message, stderr)
     assert stdout == "", stdout
-
-
-async def run_wsdoctor(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize(
@@ -189,26 +174,11 @@ async def interrupt(proc: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 async def test_ctrl_c_on_serve_exits_130() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "serve",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
+    async with serve_subprocess(stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"}) as proc:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert b"listening on" in line
         code, err = await interrupt(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert code == 130 and "Traceback" not in err and err == ""
 
 
@@ -221,82 +191,39 @@ async def test_ctrl_c_on_connect_exits_130() -> None:
             pass
 
     async with wsdoctor.serve(handler, HOST, 0) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
+        async with wsdoctor_subprocess(
             "connect",
             f"ws://{HOST}:{server.port_number}/",
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )
-        try:
+        ) as proc:
             await asyncio.wait_for(connected.wait(), 30)
             code, err = await interrupt(proc)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     assert code == 130 and "Traceback" not in err
 
 
 async def test_ctrl_c_on_check_exits_130(counter: Counter) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "check",
-        f"ws://{HOST}:{counter.port}/",
-        "--timeout",
-        "30",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with wsdoctor_subprocess(
+        "check", f"ws://{HOST}:{counter.port}/", "--timeout", "30", stderr=asyncio.subprocess.PIPE
+    ) as proc:
         await asyncio.wait_for(counter.accepted.wait(), 30)
         code, err = await interrupt(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert code == 130 and "Traceback" not in err
 
 
 def test_sigterm_on_serve_is_a_graceful_stop() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert "listening on" in proc.stdout.readline()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0 and "Traceback" not in err
+    with serve_process(stderr=subprocess.PIPE) as server:
+        assert "listening on" in server.banner
+        server.proc.send_signal(signal.SIGTERM)
+        _, err = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0 and "Traceback" not in err
 
 
 async def test_ctrl_c_on_a_lab_with_a_client_connected_is_quiet() -> None:
     """A raw fault server cancelled at shutdown must not print asyncio's callback traceback."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "serve",
-        "--fault",
-        "no-pong",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with wsdoctor_subprocess(
+        "serve", "--fault", "no-pong", "--port", "0", stderr=asyncio.subprocess.PIPE
+    ) as proc:
         assert proc.stdout is not None
         url = ""
         while not url:
@@ -308,8 +235,4 @@ async def test_ctrl_c_on_a_lab_with_a_client_connected_is_quiet() -> None:
         ws = await wsdoctor.connect(url, ping_interval=None, open_timeout=10)
         code, err = await interrupt(proc)
         await ws.close()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert code == 130 and "Traceback" not in err and "Exception in callback" not in err, err

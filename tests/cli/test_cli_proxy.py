@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,16 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 import wsdoctor
+from _helpers import echo, run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli import main
 from wsdoctor.protocol._handshake import Request
 
 HOST = "127.0.0.1"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -39,20 +33,11 @@ def closed_port() -> int:
     return port
 
 
-async def wsdoctor_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env or clean_env(),
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+async def wsdoctor_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> tuple[int, str, str]:
+    """``wsdoctor ARGS`` with none of this machine's proxy variables, unless ``env`` sets them."""
+    return await run_wsdoctor(*args, env=env or clean_env(), stdin=stdin)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
+from _helpers import run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli._connect import describe_binary, mask_header
 
@@ -46,19 +47,7 @@ async def echo_server(handler: object | None = None) -> AsyncIterator[tuple[str,
 
 
 async def run_connect(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "connect",
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_wsdoctor("connect", *args, stdin=stdin)
 
 
 def test_mask_and_binary_helpers() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import wsdoctor
+from _helpers import run_wsdoctor, serve_subprocess
 from wsdoctor.cli._serve import echo
 from wsdoctor.diagnose.certs import Pki
 from wsdoctor.diagnose.faults import FAULTS, Fault, get_fault, start_fault
@@ -34,22 +35,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 async def check(url: str, *args: str) -> tuple[int, dict[str, object]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "check",
-        url,
-        "--json",
-        "--timeout",
-        "2",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, _err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out)
+    code, out, _ = await run_wsdoctor("check", url, "--json", "--timeout", "2", *args)
+    return code, json.loads(out)
 
 
 @pytest.mark.parametrize("name", [f.name for f in FAULTS])
@@ -90,32 +77,14 @@ def test_unknown_fault_lists_the_real_ones() -> None:
 
 @contextlib.asynccontextmanager
 async def lab_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "serve",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
+    async with serve_subprocess(*args) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
         while not lines or not lines[-1].startswith("(Ctrl+C"):
             line = await asyncio.wait_for(proc.stdout.readline(), 60)
             assert line, lines
             lines.append(line.decode().rstrip("\n"))
         yield proc, lines
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import wsdoctor
+from _helpers import run_wsdoctor, serve_subprocess
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli._lang import default_lang
 from wsdoctor.cli._serve import echo
@@ -163,20 +164,9 @@ async def _spanish_session() -> list[tuple[str, str]]:
     printed: list[tuple[str, str]] = []
 
     async def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**ENV, "WSDOCTOR_LANG": "es"},
-        )
-        out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
-        printed.append((" ".join(args), out.decode() + err.decode()))
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        code, out, err = await run_wsdoctor(*args, stdin=stdin, env={**ENV, "WSDOCTOR_LANG": "es"}, timeout=120)
+        printed.append((" ".join(args), out + err))
+        return code, out, err
 
     for args in (
         ["codes"],
@@ -202,31 +192,21 @@ async def _spanish_session() -> list[tuple[str, str]]:
 
     # serve and the lab: start, one connection, stop.
     for extra in ([], ["--fault", "healthy"]):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            "serve",
-            "--port",
-            "0",
-            *extra,
-            stdout=asyncio.subprocess.PIPE,
-            env={**ENV, "WSDOCTOR_LANG": "es"},
-        )
-        assert proc.stdout is not None
-        first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        lines = [first]
-        while "ws://" not in lines[-1]:
-            lines.append((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
-        server_url = re.search(r"ws://\S+/", lines[-1])
-        assert server_url is not None
-        async with wsdoctor.connect(server_url.group(0)) as ws:
-            await ws.send("x")
-            await ws.recv()
-        await asyncio.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        rest = await asyncio.wait_for(proc.stdout.read(), 30)
-        await asyncio.wait_for(proc.wait(), 30)
+        async with serve_subprocess(*extra, env={**ENV, "WSDOCTOR_LANG": "es"}) as proc:
+            assert proc.stdout is not None
+            first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            lines = [first]
+            while "ws://" not in lines[-1]:
+                lines.append((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
+            server_url = re.search(r"ws://\S+/", lines[-1])
+            assert server_url is not None
+            async with wsdoctor.connect(server_url.group(0)) as ws:
+                await ws.send("x")
+                await ws.recv()
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            rest = await asyncio.wait_for(proc.stdout.read(), 30)
+            await asyncio.wait_for(proc.wait(), 30)
         printed.append((f"serve {' '.join(extra)}", "".join(lines) + rest.decode()))
     return printed
 
@@ -285,19 +265,9 @@ async def test_json_values_in_spanish_have_no_english_words() -> None:
     """--json and --jsonl: keys and identifiers stay English, every text meant to be read is Spanish."""
 
     async def run(*args: str) -> list[Any]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsdoctor",
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**ENV, "WSDOCTOR_LANG": "es"},
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert b"Traceback" not in err
-        return [json.loads(line) for line in out.decode().splitlines()] if "--jsonl" in args else [json.loads(out)]
+        _, out, err = await run_wsdoctor(*args, env={**ENV, "WSDOCTOR_LANG": "es"}, timeout=120)
+        assert "Traceback" not in err
+        return [json.loads(line) for line in out.splitlines()] if "--jsonl" in args else [json.loads(out)]
 
     outputs: dict[str, list[Any]] = {}
     for args in (

@@ -13,33 +13,19 @@ from contextlib import contextmanager
 import pytest
 
 import wsdoctor
+from _helpers import ServeProcess, serve_process
 from redis_servers import RedisServer
 
 CHANNEL = "wsdoctor:room:/chat"
+ENV = {**os.environ, "COLUMNS": "200"}
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``wsdoctor serve ARGS`` on a free port; yields its URL; stops it with SIGINT (then kills)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on ws://127.0.0.1:" in line, line
-        yield line.split("listening on ", 1)[1].split()[0], proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def serving(*args: str) -> Iterator[ServeProcess]:
+    """``wsdoctor serve ARGS`` on a free loopback port (see ``serve_process``), its banner checked."""
+    with serve_process(*args, env=ENV) as server:
+        assert "listening on ws://127.0.0.1:" in server.banner, server.banner
+        yield server
 
 
 def subscribers(redis: RedisServer, channel: str = CHANNEL) -> int:
@@ -56,7 +42,8 @@ async def wait_subscribers(redis: RedisServer, n: int) -> None:
 
 
 def test_relay_sends_to_the_others_on_the_same_path() -> None:
-    with serving("--relay") as (url, _proc):
+    with serving("--relay") as server:
+        url = server.url
 
         async def talk() -> None:
             async with asyncio.timeout(15):
@@ -78,7 +65,8 @@ def test_relay_sends_to_the_others_on_the_same_path() -> None:
 
 
 def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> None:
-    with serving("--redis", redis_server.url) as (url_a, proc_a), serving("--redis", redis_server.url) as (url_b, _):
+    with serving("--redis", redis_server.url) as a, serving("--redis", redis_server.url) as b:
+        url_a, proc_a, url_b = a.url, a.proc, b.url
         assert url_a != url_b
 
         async def talk() -> None:
@@ -101,7 +89,8 @@ def test_relay_across_two_servers_on_one_redis(redis_server: RedisServer) -> Non
 
 
 def test_workers_share_one_port_and_relay_through_redis(redis_server: RedisServer) -> None:
-    with serving("--redis", redis_server.url, "--workers", "2") as (url, proc):
+    with serving("--redis", redis_server.url, "--workers", "2") as server:
+        url, proc = server.url, server.proc
         assert proc.stdout is not None
         for line in proc.stdout:  # until the second worker listens too
             if "listening on" in line:
@@ -142,7 +131,8 @@ def test_bad_relay_options_are_usage_errors(args: list[str], expected: str) -> N
 
 
 def test_two_servers_keep_relaying_across_a_redis_restart(redis_server: RedisServer) -> None:
-    with serving("--redis", redis_server.url) as (url_a, proc_a), serving("--redis", redis_server.url) as (url_b, _):
+    with serving("--redis", redis_server.url) as a, serving("--redis", redis_server.url) as b:
+        url_a, proc_a, url_b = a.url, a.proc, b.url
 
         async def talk() -> None:
             async with asyncio.timeout(60):

@@ -8,12 +8,11 @@ import io
 import logging
 import re
 import signal
-import subprocess
-import sys
 
 from rich.console import Console
 
 import wsdoctor
+from _helpers import serve_process
 from wsdoctor import WebSocketConnection
 from wsdoctor.cli._serve import ConnectionLog, echo
 from wsdoctor.protocol._handshake import Request
@@ -112,29 +111,17 @@ async def test_counters_count_messages_both_ways() -> None:
 
 
 def test_serve_command_prints_one_line_for_a_normal_close() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0", "--lang", "en"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = line.split("listening on ", 1)[1].split()[0]
+    with serve_process("--lang", "en") as server:
 
         async def talk() -> None:
-            async with wsdoctor.connect(url + "echo") as ws:
+            async with wsdoctor.connect(server.url + "echo") as ws:
                 await ws.send("x")
                 assert await ws.recv() == "x"
 
         asyncio.run(talk())
-        proc.send_signal(signal.SIGTERM)  # a graceful stop: exit 0
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
+        server.proc.send_signal(signal.SIGTERM)  # a graceful stop: exit 0
+        out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0
     lines = out.splitlines()
     logged = [m for m in map(LINE.match, lines) if m]
     assert len(logged) == 1 and logged[0]["path"] == "/echo" and logged[0]["code"] == "1000"

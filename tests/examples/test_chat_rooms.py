@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import websockets
 
+from _helpers import load_file
 from redis_servers import RedisServer
 from uvicorn_servers import uvicorn_running
 
@@ -17,11 +17,7 @@ EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "chat_rooms.py"
 
 
 def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chat_rooms_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(EXAMPLE, "chat_rooms_example")
 
 
 async def test_rooms_on_one_server() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import wsdoctor
+from _helpers import ending_catcher
 from wsdoctor import WebSocketConnection
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -121,13 +122,7 @@ async def test_node_client_with_our_server(deflate: bool) -> None:
 
 
 async def test_node_client_close_code_reaches_our_handler() -> None:
-    seen: asyncio.Future[wsdoctor.Ending] = asyncio.get_running_loop().create_future()
-
-    async def handler(ws: WebSocketConnection) -> None:
-        try:
-            await ws.recv()
-        except wsdoctor.ConnectionClosed as exc:
-            seen.set_result(exc.ending)
+    seen, handler = ending_catcher()
 
     async with asyncio.timeout(20), wsdoctor.serve(handler, "127.0.0.1", 0) as server:
         peer = await start_node("client", f"ws://127.0.0.1:{server.port_number}/")

@@ -13,6 +13,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed as WsClosed
 
 import wsdoctor
+from _helpers import ending_catcher
 from wsdoctor import WebSocketConnection
 
 MESSAGES: list[str | bytes] = [
@@ -108,13 +109,7 @@ async def test_websockets_client_with_our_server(compression: Any) -> None:
 
 
 async def test_websockets_client_close_code_reaches_our_handler() -> None:
-    seen: asyncio.Future[wsdoctor.Ending] = asyncio.get_running_loop().create_future()
-
-    async def handler(ws: WebSocketConnection) -> None:
-        try:
-            await ws.recv()
-        except wsdoctor.ConnectionClosed as exc:
-            seen.set_result(exc.ending)
+    seen, handler = ending_catcher()
 
     async with asyncio.timeout(10), wsdoctor.serve(handler, "127.0.0.1", 0) as server:
         async with ws_connect(f"ws://127.0.0.1:{server.port_number}/") as ws:

@@ -6,18 +6,11 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 import wsdoctor
-from wsdoctor import WebSocketConnection
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
+from _helpers import echo, serve_process
 
 
 async def test_upgrades_beyond_the_cap_get_503(caplog: pytest.LogCaptureFixture) -> None:
@@ -56,16 +49,8 @@ def test_max_connections_must_be_positive() -> None:
 
 
 def test_serve_command_caps_connections() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0", "--max-connections", "1"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = line.split("listening on ", 1)[1].split()[0]
+    with serve_process("--max-connections", "1", env={**os.environ, "COLUMNS": "200"}) as server:
+        url = server.url
 
         async def talk() -> int | None:
             async with asyncio.timeout(10), wsdoctor.connect(url) as ws:
@@ -78,10 +63,7 @@ def test_serve_command_caps_connections() -> None:
             return None
 
         assert asyncio.run(talk()) == 503
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0
+        server.proc.send_signal(signal.SIGTERM)
+        out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0
     assert "server.full" in out

@@ -11,9 +11,9 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 
 import wsdoctor
+from _helpers import serve_process
 
 LIMIT = 64
 
@@ -23,18 +23,11 @@ def _lower_limit() -> None:
 
 
 def test_descriptor_exhaustion_is_logged_once_and_service_recovers() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "300"},
-        preexec_fn=_lower_limit,
-    )
-    try:
+    with serve_process(
+        stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"}, preexec_fn=_lower_limit
+    ) as server:
+        proc, url = server.proc, server.url
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = line.split("listening on ", 1)[1].split()[0]
         # The descriptor note follows the banner at once; read it here, because
         # communicate() below reads the pipe itself and skips what readline() buffered.
         note = proc.stdout.readline()
@@ -73,9 +66,6 @@ def test_descriptor_exhaustion_is_logged_once_and_service_recovers() -> None:
         accepted, refused = asyncio.run(storm())
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, out
     assert accepted > 0 and refused > 0, (accepted, refused)
     assert f"file descriptors: soft limit {LIMIT}, hard limit {LIMIT}" in note

@@ -11,23 +11,17 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 import wsdoctor
+from _helpers import echo, serve_process
 from wsdoctor import WebSocketConnection
 
 from ._peers import client_frame, deflate_bomb, raw_upgrade, read_frame, server_frame, upgrade_request
 
 BOMB = 64 << 20  # inflated size; 64 times max_size
 DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def logged_endings(caplog: pytest.LogCaptureFixture) -> list[wsdoctor.Ending]:
@@ -133,31 +127,20 @@ async def test_fragment_storm_is_one_message() -> None:
 
 
 def test_sigterm_gives_every_client_1001_and_exit_0() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split("listening on ", 1)[1].split()[0]
+    with serve_process(env={**os.environ, "COLUMNS": "200"}) as server:
 
         async def clients() -> list[wsdoctor.Ending]:
             async with asyncio.timeout(20):
-                conns = await asyncio.gather(*(wsdoctor.connect(url) for _ in range(50)))
+                conns = await asyncio.gather(*(wsdoctor.connect(server.url) for _ in range(50)))
                 for ws in conns:
                     await ws.send("hi")
                     assert await ws.recv() == "hi"
-                proc.send_signal(signal.SIGTERM)
+                server.proc.send_signal(signal.SIGTERM)
                 return list(await asyncio.gather(*(ws.wait_closed() for ws in conns)))
 
         endings = asyncio.run(clients())
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0
+        server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0
     assert {(e.code, e.initiator, e.clean) for e in endings} == {(1001, "remote", True)}
 
 

@@ -6,11 +6,11 @@ import asyncio
 import base64
 import logging
 import socket
-import sys
 
 import pytest
 
 import wsdoctor
+from _helpers import run_wsdoctor
 from wsdoctor import WebSocketConnection
 from wsdoctor.protocol._redact import redact_header, redact_headers, redact_text, redact_url
 from wsdoctor.protocol._uri import parse_uri
@@ -155,18 +155,8 @@ async def test_unsendable_credential_header_error_withholds_the_value() -> None:
 
 
 async def run_check(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdoctor",
-        "check",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    code, out, _ = await run_wsdoctor("check", *args, merge_stderr=True)
+    return code, out
 
 
 @pytest.mark.parametrize("as_json", [False, True])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import logging
 import warnings
 from pathlib import Path
@@ -20,16 +19,13 @@ from types import ModuleType
 import pytest
 
 import wsdoctor
+from _helpers import load_file
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 
 
 def load_soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("wsdoctor_bench_soak", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(BENCH, "wsdoctor_bench_soak")
 
 
 async def test_soak_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:

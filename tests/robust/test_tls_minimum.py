@@ -18,7 +18,7 @@ import trustme
 import websockets
 
 import wsdoctor
-from wsdoctor import WebSocketConnection
+from _helpers import echo
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # naming the old versions warns
@@ -50,11 +50,6 @@ def client_context(ca: trustme.CA, *, only_old: bool = False) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ca.configure_trust(context)
     return permissive(context, only_old=only_old)
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def test_defaults_are_tls_1_2(ca: trustme.CA) -> None:

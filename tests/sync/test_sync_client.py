@@ -15,6 +15,7 @@ import pytest
 
 import wsdoctor
 import wsdoctor.sync
+from _helpers import echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 from wsdoctor.protocol._handshake import Request
@@ -50,11 +51,6 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(10)
         self.loop.close()
-
-
-async def echo(ws: WebSocketConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 @pytest.fixture

@@ -15,11 +15,8 @@ from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._options import (
     MAX_SIZE_OPTION,
     ORIGIN_OPTION,
+    Dial,
     dial_options,
-    max_redirects,
-    parse_headers,
-    proxy_setting,
-    ssl_for,
     validate_url,
 )
 from wsdoctor.cli._render import make_console, print_table, render_ending, ui
@@ -139,14 +136,7 @@ def render_result(console: Console, result: CheckResult, lang: str = "en") -> No
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def check(
     url: str,
-    ca: str | None,
-    insecure: bool,
-    cert: str | None,
-    key: str | None,
-    headers: tuple[str, ...],
-    subprotocols: tuple[str, ...],
-    require_extensions: tuple[str, ...],
-    timeout: float,
+    dial: Dial,
     max_size: int,
     origin: str | None,
     lang: str,
@@ -158,8 +148,6 @@ def check(
     step is shown as it completes and the check stops at the first failure with its
     close code, cause, explanation and fix.
     """
-    context = ssl_for(url, ca, insecure, cert, key)
-    header_list = parse_headers(headers)
     console = make_console()
 
     status: Any = None
@@ -180,13 +168,13 @@ def check(
         result = run(
             run_check(
                 url,
-                ssl_context=context,
-                require_extensions=require_extensions,
-                subprotocols=subprotocols,
-                headers=header_list,
-                timeout=timeout,
-                proxy=proxy_setting(),
-                max_redirects=max_redirects(),
+                ssl_context=dial.ssl,
+                require_extensions=dial.require_extensions,
+                subprotocols=dial.subprotocols,
+                headers=dial.headers,
+                timeout=dial.timeout,
+                proxy=dial.proxy,
+                max_redirects=dial.max_redirects,
                 max_size=max_size,
                 origin=origin,
                 on_step=on_step,

@@ -38,12 +38,9 @@ from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._options import (
     MAX_SIZE_OPTION,
     ORIGIN_OPTION,
+    Dial,
     Seconds,
     dial_options,
-    max_redirects,
-    parse_headers,
-    proxy_setting,
-    ssl_for,
     validate_url,
 )
 from wsdoctor.cli._render import make_console, render_ending, ui
@@ -391,14 +388,7 @@ def show_exchange(err: Console, request: Sequence[tuple[str, str]], response: Se
 @LANG_OPTION
 def connect(
     url: str,
-    ca: str | None,
-    insecure: bool,
-    cert: str | None,
-    key: str | None,
-    headers: tuple[str, ...],
-    subprotocols: tuple[str, ...],
-    require_extensions: tuple[str, ...],
-    timeout: float,
+    dial: Dial,
     execute: tuple[str, ...],
     wait: float,
     max_size: int,
@@ -429,16 +419,16 @@ def connect(
                 wait=wait,
                 show_headers=show_headers,
                 lang=lang,
-                ssl=ssl_for(url, ca, insecure, cert, key),
-                extra_headers=parse_headers(headers),
-                subprotocols=subprotocols,
-                require_extensions=require_extensions,
-                open_timeout=timeout,
+                ssl=dial.ssl,
+                extra_headers=dial.headers,
+                subprotocols=dial.subprotocols,
+                require_extensions=dial.require_extensions,
+                open_timeout=dial.timeout,
                 max_size=max_size,
                 origin=origin,
                 trace=trace,
-                proxy=proxy_setting(),
-                max_redirects=max_redirects(),
+                proxy=dial.proxy,
+                max_redirects=dial.max_redirects,
             )
         )
     except WebSocketError as exc:

@@ -7,9 +7,11 @@ option, before anything is dialled.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -135,9 +137,57 @@ def proxy_setting() -> ProxySetting:
     return setting
 
 
+@dataclass(frozen=True)
+class Dial:
+    """How to dial, from the options that ``dial_options`` adds: checked, loaded, ready to pass on.
+
+    check and connect read the same options in the same way; building this once keeps their
+    refusals (an unreadable CA, ``--key`` without ``--cert``, ``--cert`` on ws://) the same.
+    """
+
+    ssl: ssl.SSLContext | None
+    headers: list[tuple[str, str]]
+    subprotocols: tuple[str, ...]
+    require_extensions: tuple[str, ...]
+    timeout: float
+    proxy: ProxySetting
+    max_redirects: int
+
+
 def dial_options(func: F) -> F:
     """--ca, --insecure, --cert, --key, --header, --subprotocol, --require-extension, --timeout, --proxy,
-    --no-proxy, --max-redirects (the last three are read back with proxy_setting() and max_redirects())."""
+    --no-proxy, --max-redirects, handed to the command as one ``dial: Dial`` beside its ``url``.
+
+    The TLS context is loaded before the command's body runs, so a file that cannot be used is a
+    usage error before anything is dialled.
+    """
+
+    @functools.wraps(func)
+    def command(
+        *,
+        url: str,
+        ca: str | None,
+        insecure: bool,
+        cert: str | None,
+        key: str | None,
+        headers: tuple[str, ...],
+        subprotocols: tuple[str, ...],
+        require_extensions: tuple[str, ...],
+        timeout: float,
+        **rest: Any,
+    ) -> Any:
+        dial = Dial(
+            ssl=ssl_for(url, ca, insecure, cert, key),
+            headers=parse_headers(headers),
+            subprotocols=subprotocols,
+            require_extensions=require_extensions,
+            timeout=timeout,
+            proxy=proxy_setting(),
+            max_redirects=max_redirects(),
+        )
+        return func(url=url, dial=dial, **rest)
+
+    decorated = cast(F, command)
     for decorator in reversed(
         [
             click.option(
@@ -214,8 +264,8 @@ def dial_options(func: F) -> F:
             ),
         ]
     ):
-        func = decorator(func)
-    return func
+        decorated = decorator(decorated)
+    return decorated
 
 
 def ssl_for(

@@ -37,6 +37,11 @@ def _field(name: str) -> Any:
     return next(f.default for f in dataclasses.fields(Limits) if f.name == name)
 
 
+def _limit(name: str, unit: str, effect: str) -> tuple[str, str, str, str]:
+    """The row of one ``Limits`` field: named once, so the row and the default it shows cannot disagree."""
+    return f"`{name}`", _show(_field(name), unit), "both", effect
+
+
 def _show(value: Any, unit: str = "") -> str:
     if value is None:
         return "none"
@@ -76,52 +81,32 @@ def limits_rows() -> list[tuple[str, str, str, str]]:
             "client",
             "the rest of a non-101 response's body is read and dropped",
         ),
-        (
-            "`max_size`",
-            _show(_field("max_size"), "bytes"),
-            "both",
+        _limit(
+            "max_size",
+            "bytes",
             "a larger message (counted after inflation, so a deflate bomb stops here) ends with 1009",
         ),
-        (
-            "`max_frame_size`",
-            _show(_field("max_frame_size"), "bytes"),
-            "both",
-            "a larger frame ends with 1009 (`none`: only `max_size` applies)",
-        ),
-        (
-            "`max_queue`",
-            f"{_field('max_queue')} messages",
-            "both",
+        _limit("max_frame_size", "bytes", "a larger frame ends with 1009 (`none`: only `max_size` applies)"),
+        _limit(
+            "max_queue",
+            "messages",
             "reading from the socket pauses until the application reads; the peer's writes then slow down",
         ),
-        (
-            "`write_limit`",
-            _show(_field("write_limit"), "bytes"),
-            "both",
-            "`send()` waits while more than this is buffered for the peer",
-        ),
-        (
-            "`open_timeout`",
-            _show(_field("open_timeout"), "s"),
-            "both",
+        _limit("write_limit", "bytes", "`send()` waits while more than this is buffered for the peer"),
+        _limit(
+            "open_timeout",
+            "s",
             "the whole dial (DNS to 101) or the server's TLS and upgrade; a slow request head gets 408",
         ),
-        (
-            "`close_timeout`",
-            _show(_field("close_timeout"), "s"),
-            "both",
-            "a close handshake or a final flush that does not finish is aborted (`close.timeout`)",
+        _limit(
+            "close_timeout", "s", "a close handshake or a final flush that does not finish is aborted (`close.timeout`)"
         ),
-        (
-            "`ping_interval`",
-            _show(_field("ping_interval"), "s"),
-            "both",
-            "a keepalive Ping is sent this long after the previous one (`none`: no keepalive)",
+        _limit(
+            "ping_interval", "s", "a keepalive Ping is sent this long after the previous one (`none`: no keepalive)"
         ),
-        (
-            "`ping_timeout`",
-            _show(_field("ping_timeout"), "s"),
-            "both",
+        _limit(
+            "ping_timeout",
+            "s",
             "no Pong in time ends with 1011 `keepalive.timeout`, or `write.stalled` when the peer stopped reading",
         ),
         (
