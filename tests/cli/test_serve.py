@@ -89,6 +89,35 @@ async def test_verbose_explains_every_ending() -> None:
     assert "Nothing to fix" in text or "nothing to fix" in text.lower()
 
 
+async def probed(verbose: bool) -> str:
+    """A TCP connection that closes before sending a request, as a load balancer's health check does."""
+    out = io.StringIO()
+    logger = logging.getLogger(f"tests.serve.probe.{verbose}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = ConnectionLog(Console(file=out, highlight=False, soft_wrap=True), "en", verbose)
+    logger.addHandler(handler)
+    try:
+        async with wsdoctor.serve(echo, HOST, 0, logger=logger) as server:
+            _, writer = await asyncio.open_connection(HOST, server.port_number)
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(100):
+                if "tcp.closed" in out.getvalue():
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        logger.removeHandler(handler)
+    return out.getvalue()
+
+
+async def test_a_tcp_probe_is_one_line_unless_verbose() -> None:
+    text = await probed(verbose=False)
+    assert len(text.splitlines()) == 1 and "(tcp.closed)" in text
+    assert "How to fix it" not in text
+    assert "How to fix it" in await probed(verbose=True)
+
+
 async def test_counters_count_messages_both_ways() -> None:
     seen: list[tuple[int, int]] = []
 

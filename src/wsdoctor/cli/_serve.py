@@ -127,8 +127,17 @@ class ConnectionLog(logging.Handler):
         status = getattr(record, "http_status", None)
         if status is not None and status < 400:
             return  # an HTTP answer the application chose: there is no WebSocket ending to explain
-        if self.verbose or not ending.ok:
+        if self.verbose or not (ending.ok or _a_probe(ending)):
             render_ending(self.console, ending, self.lang)
+
+
+def _a_probe(ending: Ending) -> bool:
+    """A TCP connection that left before sending an upgrade request: a health check or a port scan.
+
+    Load balancers open and close such connections all day; one line each is enough,
+    and the full explanation stays available with --verbose.
+    """
+    return not ending.opened and ending.cause in ("tcp.closed", "tcp.reset")
 
 
 async def echo(ws: WebSocketConnection) -> None:
