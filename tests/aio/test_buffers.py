@@ -22,6 +22,8 @@ import wsdoctor
 from _helpers import echo
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.connection import _READ_SIZE
+from wsdoctor.protocol._connection import Connection
+from wsdoctor.protocol._events import BinaryMessage
 
 
 def url(server: wsdoctor.Server) -> str:
@@ -167,5 +169,44 @@ def test_zlib_contexts_exist_only_while_needed() -> None:
                 assert server_codec is not None and not server_codec.holds_contexts
                 assert ws.core is not None and ws.core.deflate is not None
                 assert not ws.core.deflate.holds_contexts
+
+    on_both_loops(scenario)
+
+
+def test_frames_sent_with_the_upgrade_request_are_all_echoed_in_order() -> None:
+    """Frames that arrive in the request's own segment reach the core through the same path as later reads."""
+
+    async def scenario() -> None:
+        async with asyncio.timeout(30), wsdoctor.serve(echo, "127.0.0.1", 0, compression=None, max_size=None) as server:
+            loop = asyncio.get_running_loop()
+            sock = socket.create_connection(("127.0.0.1", server.port_number))
+            sock.setblocking(False)
+            try:
+                payloads = [os.urandom(64) for _ in range(20)] + [os.urandom(100_000), os.urandom(3)]
+                builder = Connection(True)
+                frames = b"".join(builder.send_binary(p) for p in payloads)
+                await loop.sock_sendall(
+                    sock,
+                    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + frames,
+                )
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await loop.sock_recv(sock, 65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101")
+                reader = Connection(True)
+                echoed: list[bytes] = []
+                events = reader.receive_data(rest)
+                while True:
+                    echoed += [e.data for e in events if isinstance(e, BinaryMessage)]
+                    if len(echoed) == len(payloads):
+                        break
+                    chunk = await loop.sock_recv(sock, 65536)
+                    assert chunk, "the server closed before echoing everything"
+                    events = reader.receive_data(chunk)
+                assert echoed == payloads
+            finally:
+                sock.close()
 
     on_both_loops(scenario)

@@ -30,7 +30,7 @@ from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
-from wsdoctor.protocol._events import CloseReceived, Ping, Pong
+from wsdoctor.protocol._events import CloseReceived, Pong
 
 __all__ = ["Limits", "WebSocketConnection"]
 
@@ -238,17 +238,14 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         return self._rview
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._rview[:nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
+        # The per-message path: one Python call from the transport, the compiled core's
+        # parse, then the message queued (or handed to the listener) without another
+        # method call. data_received() routes its bytes through here too.
         core = self.core
         if core is None:
-            if self._handshake_receiver is not None:
-                self._handshake_receiver(bytes(data))
-            else:
-                self._early += data
+            self.data_received(self._rview[:nbytes])
             return
-        events = core.receive_plain(data)  # a data message comes as its str or bytes
+        events = core.receive_plain(self._rview[:nbytes])  # a data message comes as its str or bytes
         if events:
             messages = self._messages
             listener = self._listener
@@ -257,14 +254,16 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                     self.messages_in += 1
                     if listener is None:
                         messages.append(event)
-                    elif not self._deliver(listener, event):
+                        continue
+                    try:
+                        listener(event)
+                    except Exception as exc:
+                        self._listener_failed(exc)
                         break
                 elif type(event) is Pong:
                     self._pong(event.payload)
                 elif type(event) is CloseReceived:
                     self._close_received()
-                elif type(event) is Ping:
-                    pass
             waiter = self._recv_waiter
             if waiter is not None and messages:
                 self._recv_waiter = None
@@ -283,6 +282,24 @@ class WebSocketConnection(asyncio.BufferedProtocol):
             self._loop.call_soon(self._commit_failure)
         elif core.should_close_transport:
             self._close_transport_soon()
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        if self.core is None:
+            if self._handshake_receiver is not None:
+                self._handshake_receiver(bytes(data))
+            else:
+                self._early += data
+            return
+        # Bytes that did not come through our buffer (those read with the 101): copy them
+        # in, a buffer at a time, so that frames have one path. The core copies out what
+        # it keeps before buffer_updated() returns, so the buffer is free again after each.
+        view = self._rview
+        size = len(view)
+        with memoryview(data) as src:
+            for start in range(0, len(src), size):
+                chunk = src[start : start + size]
+                view[: len(chunk)] = chunk
+                self.buffer_updated(len(chunk))
 
     def _commit_failure(self) -> None:
         core = self.core
@@ -362,26 +379,15 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         """
         messages = self._messages
         while not messages:
-            if self._listener is not None:
-                raise RuntimeError("messages go to the listener set with listen(), not to recv()")
-            if self._closed.done():
-                raise closed_exception(self._closed.result())
-            if self.core is not None and self.core.close_received is not None:
-                await asyncio.shield(self._closed)
-                continue
-            if self._recv_waiter is not None:
-                raise RuntimeError("recv() is already being awaited by another task")
-            waiter = self._loop.create_future()
-            self._recv_waiter = waiter
+            waiter = self._message_waiter()
             try:
                 await waiter
             finally:
-                self._recv_waiter = None
+                if self._recv_waiter is waiter:
+                    self._recv_waiter = None
         message = messages.popleft()
-        if self._paused_reading and len(messages) <= (self.max_queue or 0) // 4:
-            self._paused_reading = False
-            if self.transport is not None and not self._closed.done():
-                self.transport.resume_reading()
+        if self._paused_reading:
+            self._resume_if_drained()
         return message
 
     def __aiter__(self) -> WebSocketConnection:
@@ -390,24 +396,59 @@ class WebSocketConnection(asyncio.BufferedProtocol):
     async def __anext__(self) -> Data:
         """The next message for ``async for``, which ends quietly on a normal closure.
 
-        A method rather than an async generator: one coroutine per message instead of a
-        generator frame plus its awaitable wrappers.
+        A method rather than an async generator, and recv()'s loop written out rather
+        than awaited: one coroutine per message, not a generator frame, its awaitable
+        wrappers and a second coroutine.
         """
-        try:
-            return await self.recv()
-        except ConnectionClosed as exc:
-            if exc.ending.ok:
-                raise StopAsyncIteration from None
-            raise
+        messages = self._messages
+        while not messages:
+            try:
+                waiter = self._message_waiter()
+            except ConnectionClosed as exc:
+                if exc.ending.ok:
+                    raise StopAsyncIteration from None
+                raise
+            try:
+                await waiter
+            finally:
+                if self._recv_waiter is waiter:
+                    self._recv_waiter = None
+        message = messages.popleft()
+        if self._paused_reading:
+            self._resume_if_drained()
+        return message
+
+    def _message_waiter(self) -> asyncio.Future[Any]:
+        """What recv() awaits when no message is queued; raises once none can come."""
+        if self._listener is not None:
+            raise RuntimeError("messages go to the listener set with listen(), not to recv()")
+        if self._closed.done():
+            raise closed_exception(self._closed.result())
+        if self.core is not None and self.core.close_received is not None:
+            return asyncio.shield(self._closed)
+        if self._recv_waiter is not None:
+            raise RuntimeError("recv() is already being awaited by another task")
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._recv_waiter = waiter
+        return waiter
+
+    def _resume_if_drained(self) -> None:
+        """Resume reading, paused at ``max_queue`` messages, once the queue is down to a quarter."""
+        if len(self._messages) <= (self.max_queue or 0) // 4:
+            self._paused_reading = False
+            if self.transport is not None and not self._closed.done():
+                self.transport.resume_reading()
 
     async def send(self, message: Data | bytearray | memoryview) -> None:
         """Send one message; waits while the peer reads slower than we write.
 
         Raises :class:`ConnectionClosed` once the connection is closing or closed.
         """
-        core = self._sendable_core()
-        if core is None:
-            raise await self._closed_error()
+        core = self.core  # _sendable_core() written out: this runs once per message
+        if core is None or core.close_sent is not None or self._closed.done():
+            core = self._sendable_core()  # raises before the opening handshake is complete
+            if core is None:
+                raise await self._closed_error()
         if type(message) is bytes or isinstance(message, bytearray | memoryview):
             data = core.send_binary(message)
         elif isinstance(message, str):
@@ -429,7 +470,9 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         when it is True, or the transport's buffer grows. Raises
         :class:`ConnectionClosed` once the connection is closing or closed.
         """
-        core = self._sendable_core()
+        core = self.core  # _sendable_core() written out: this runs once per message
+        if core is None or core.close_sent is not None or self._closed.done():
+            core = self._sendable_core()
         if core is None:
             ending = self._closed.result() if self._closed.done() else None
             raise closed_exception(ending or core_ending(self.core))
@@ -475,16 +518,20 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         try:
             listener(message)
         except Exception as exc:
-            self.logger.error("listener failed on %s: %r", self.remote_address, exc, exc_info=exc)
-            self._listener = _drop
-            core = self.core
-            if core is not None and not self._closed.done():
-                core.fail(1011, "handler.error", f"{type(exc).__name__}: {exc}")
-                if core.has_data_to_send:
-                    self._write(core.data_to_send())
-                self._close_transport_soon()
+            self._listener_failed(exc)
             return False
         return True
+
+    def _listener_failed(self, exc: Exception) -> None:
+        """The listener raised: log it, drop further messages and fail the connection with 1011."""
+        self.logger.error("listener failed on %s: %r", self.remote_address, exc, exc_info=exc)
+        self._listener = _drop
+        core = self.core
+        if core is not None and not self._closed.done():
+            core.fail(1011, "handler.error", f"{type(exc).__name__}: {exc}")
+            if core.has_data_to_send:
+                self._write(core.data_to_send())
+            self._close_transport_soon()
 
     async def send_fragments(self, fragments: Sequence[str] | Sequence[bytes]) -> None:
         """Send one message as several frames (for streaming and for testing peers)."""
