@@ -10,6 +10,7 @@ import cython
 cdef int _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG
 cdef bytes _keys
 cdef Py_ssize_t _key_at
+cdef object _CLOSED
 
 @cython.locals(at=Py_ssize_t)
 cdef bytes _masking_key()
@@ -70,6 +71,8 @@ cdef class Connection:
         masked=cython.int,
         off=cython.int,
     )
+    cdef Py_ssize_t _parse_view(self, object src, object mv, list events) except -1
+
     cdef Py_ssize_t _parse(self, object src, list events) except -1
 
     cdef _start_data_frame(self, int opcode, int b0, unsigned long long length)

@@ -60,6 +60,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+# Looked up once: an enum member read through its class costs more than a frame header.
+_CLOSED = State.CLOSED
+
 _OP_CONT, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 _KNOWN_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
@@ -181,7 +184,7 @@ class Connection:
         return self._send_message(_OP_BINARY, data)
 
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
-        if self.close_sent is not None or self.state is State.CLOSED:
+        if self.close_sent is not None or self.state is _CLOSED:
             raise LocalProtocolError("cannot send a message after the Close frame was sent")
         rsv1 = False
         if self.deflate is not None:
@@ -198,7 +201,7 @@ class Connection:
         No compression is applied and no fragmentation rule is checked: the caller
         owns the sequence of frames it builds this way.
         """
-        if self.close_sent is not None or self.state is State.CLOSED:
+        if self.close_sent is not None or self.state is _CLOSED:
             raise LocalProtocolError("cannot send a frame after the Close frame was sent")
         return self._frame(opcode, payload, fin, rsv1)
 
@@ -213,7 +216,7 @@ class Connection:
     def _control_frame(self, opcode: int, payload: bytes) -> bytes:
         if len(payload) > 125:
             raise LocalProtocolError(f"a control frame payload is at most 125 bytes, got {len(payload)}")
-        if self.close_sent is not None or self.state is State.CLOSED:
+        if self.close_sent is not None or self.state is _CLOSED:
             raise LocalProtocolError("cannot send a control frame after the Close frame was sent")
         return self._frame(opcode, payload, True, False)
 
@@ -229,7 +232,7 @@ class Connection:
         """
         if self.close_sent is not None:
             raise LocalProtocolError("the Close frame was already sent")
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             raise LocalProtocolError("the connection is closed")
         payload = self._close_payload(code, reason)
         self.close_sent = CloseFrame(code, reason)
@@ -269,7 +272,7 @@ class Connection:
         self.commit_failure()
 
     def _fail(self, code: int, cause: str, detail: str) -> None:
-        if self._failure is None and self.state is not State.CLOSED:
+        if self._failure is None and self.state is not _CLOSED:
             self._failure = (code, cause, detail)
             if self.close_sent is None and self.close_received is None:
                 self._pending_close = self._frame(_OP_CLOSE, self._close_payload(code, ""), True, False)
@@ -361,7 +364,7 @@ class Connection:
 
     def _receive(self, data: bytes | bytearray | memoryview) -> list[Any]:
         events: list[Any] = []
-        if self.close_received is not None or self._failure is not None or self.state is State.CLOSED:
+        if self.close_received is not None or self._failure is not None or self.state is _CLOSED:
             return events  # RFC 6455 5.5.1: nothing after a Close frame; nothing after failing
         buf = self._buf
         if buf:
@@ -381,98 +384,103 @@ class Connection:
         return events
 
     def _parse(self, src: bytes | bytearray | memoryview, events: list[Any]) -> int:
+        if type(src) is memoryview:
+            # The asyncio layer's read buffer: index it as it is. Creating and releasing a
+            # second view per read cost more than the rest of a small frame's header.
+            return self._parse_view(src, src, events)
+        with memoryview(src) as mv:  # released before _receive() resizes its bytearray
+            return self._parse_view(src, mv, events)
+
+    def _parse_view(self, src: bytes | bytearray | memoryview, mv: memoryview, events: list[Any]) -> int:
         n = len(src)
         pos = 0
-        with memoryview(src) as mv:
-            while pos < n:
-                remaining = self._frame_remaining
-                if remaining:
-                    take = n - pos
-                    if remaining < take:
-                        take = remaining
-                    chunk = mv[pos : pos + take]
-                    pos += take
-                    self._frame_remaining = remaining - take
-                    mask = self._frame_mask
-                    if mask is not None:
-                        off = self._frame_offset
-                        if off:
-                            mask = mask[off:] + mask[:off]
-                        self._frame_offset = (off + take) & 3
-                        self._data(apply_mask(chunk, mask), self._frame_fin and not self._frame_remaining, events)
-                    else:
-                        self._data(chunk, self._frame_fin and not self._frame_remaining, events)
-                    continue
-                if n - pos < 2:
-                    break
-                b0 = mv[pos]
-                b1 = mv[pos + 1]
-                opcode = b0 & 0x0F
-                fin = b0 & 0x80
-                length = b1 & 0x7F
-                masked = b1 & 0x80
-                hlen = 2
-                if length == 126:
-                    hlen = 4
-                elif length == 127:
-                    hlen = 10
-                if masked:
-                    hlen += 4
-                if b0 & 0x70:
-                    self._check_rsv(b0, opcode)
-                if (2 < opcode < 8) or opcode > 10:  # not one of _KNOWN_OPCODES
-                    raise ProtocolError(1002, "protocol.bad_opcode", f"unknown opcode {opcode:#x}")
-                if (masked != 0) != self._expect_masked:
-                    if masked:
-                        raise ProtocolError(1002, "protocol.masked_frame", "a server must not mask its frames")
-                    raise ProtocolError(1002, "protocol.unmasked_frame", "a client must mask every frame")
-                if opcode >= 8:
-                    if not fin:
-                        raise ProtocolError(1002, "protocol.fragmented_control", "control frames cannot be fragmented")
-                    if length > 125:
-                        raise ProtocolError(
-                            1002, "protocol.control_too_long", "a control frame payload is at most 125 bytes"
-                        )
-                if n - pos < hlen:
-                    break
-                if length == 126:
-                    length = _unpack_u16(src, pos + 2)[0]
-                elif length == 127:
-                    length = _unpack_u64(src, pos + 2)[0]
-                    if length >> 63:
-                        raise ProtocolError(
-                            1002, "protocol.bad_length", "the 64-bit payload length has its top bit set"
-                        )
-                if opcode >= 8:
-                    if length > n - pos - hlen:
-                        break
-                    start = pos + hlen
-                    pos = start + length
-                    if masked:
-                        payload = apply_mask(mv[start:pos], src[start - 4 : start])
-                    else:
-                        payload = bytes(mv[start:pos])
-                    self._control(opcode, payload, events)
-                    if self.close_received is not None:
-                        return n  # nothing after a Close frame is read
-                    continue
-                self._start_data_frame(opcode, b0, length)
-                start = pos + hlen
-                if length <= n - start:  # the whole payload is here (compared so as not to overflow)
-                    end = start + length
-                    pos = end
-                    if masked:
-                        self._data(apply_mask(mv[start:end], src[start - 4 : start]), bool(fin), events)
-                    else:
-                        self._data(mv[start:end], bool(fin), events)
+        while pos < n:
+            remaining = self._frame_remaining
+            if remaining:
+                take = n - pos
+                if remaining < take:
+                    take = remaining
+                chunk = mv[pos : pos + take]
+                pos += take
+                self._frame_remaining = remaining - take
+                mask = self._frame_mask
+                if mask is not None:
+                    off = self._frame_offset
+                    if off:
+                        mask = mask[off:] + mask[:off]
+                    self._frame_offset = (off + take) & 3
+                    self._data(apply_mask(chunk, mask), self._frame_fin and not self._frame_remaining, events)
                 else:
-                    pos = start
-                    self._frame_remaining = length
-                    self._frame_fin = bool(fin)
-                    self._frame_mask = bytes(src[start - 4 : start]) if masked else None
-                    self._frame_offset = 0
-                    if length == 0:  # pragma: no cover - a zero-length frame always fits
-                        break
+                    self._data(chunk, self._frame_fin and not self._frame_remaining, events)
+                continue
+            if n - pos < 2:
+                break
+            b0 = mv[pos]
+            b1 = mv[pos + 1]
+            opcode = b0 & 0x0F
+            fin = b0 & 0x80
+            length = b1 & 0x7F
+            masked = b1 & 0x80
+            hlen = 2
+            if length == 126:
+                hlen = 4
+            elif length == 127:
+                hlen = 10
+            if masked:
+                hlen += 4
+            if b0 & 0x70:
+                self._check_rsv(b0, opcode)
+            if (2 < opcode < 8) or opcode > 10:  # not one of _KNOWN_OPCODES
+                raise ProtocolError(1002, "protocol.bad_opcode", f"unknown opcode {opcode:#x}")
+            if (masked != 0) != self._expect_masked:
+                if masked:
+                    raise ProtocolError(1002, "protocol.masked_frame", "a server must not mask its frames")
+                raise ProtocolError(1002, "protocol.unmasked_frame", "a client must mask every frame")
+            if opcode >= 8:
+                if not fin:
+                    raise ProtocolError(1002, "protocol.fragmented_control", "control frames cannot be fragmented")
+                if length > 125:
+                    raise ProtocolError(
+                        1002, "protocol.control_too_long", "a control frame payload is at most 125 bytes"
+                    )
+            if n - pos < hlen:
+                break
+            if length == 126:
+                length = _unpack_u16(src, pos + 2)[0]
+            elif length == 127:
+                length = _unpack_u64(src, pos + 2)[0]
+                if length >> 63:
+                    raise ProtocolError(1002, "protocol.bad_length", "the 64-bit payload length has its top bit set")
+            if opcode >= 8:
+                if length > n - pos - hlen:
+                    break
+                start = pos + hlen
+                pos = start + length
+                if masked:
+                    payload = apply_mask(mv[start:pos], src[start - 4 : start])
+                else:
+                    payload = bytes(mv[start:pos])
+                self._control(opcode, payload, events)
+                if self.close_received is not None:
+                    return n  # nothing after a Close frame is read
+                continue
+            self._start_data_frame(opcode, b0, length)
+            start = pos + hlen
+            if length <= n - start:  # the whole payload is here (compared so as not to overflow)
+                end = start + length
+                pos = end
+                if masked:
+                    self._data(apply_mask(mv[start:end], src[start - 4 : start]), bool(fin), events)
+                else:
+                    self._data(mv[start:end], bool(fin), events)
+            else:
+                pos = start
+                self._frame_remaining = length
+                self._frame_fin = bool(fin)
+                self._frame_mask = bytes(src[start - 4 : start]) if masked else None
+                self._frame_offset = 0
+                if length == 0:  # pragma: no cover - a zero-length frame always fits
+                    break
         return pos
 
     def _check_rsv(self, b0: int, opcode: int) -> None:
