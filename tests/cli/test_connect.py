@@ -19,7 +19,8 @@ import pytest
 import wsdoctor
 from _helpers import run_wsdoctor
 from wsdoctor import WebSocketConnection
-from wsdoctor.cli._connect import describe_binary, mask_header
+from wsdoctor.cli._connect import describe_binary
+from wsdoctor.protocol._redact import redact_header
 
 HOST = "127.0.0.1"
 
@@ -51,11 +52,11 @@ async def run_connect(*args: str, stdin: bytes | None = None) -> tuple[int, str,
 
 
 def test_mask_and_binary_helpers() -> None:
-    assert mask_header("Authorization", "Bearer abc.def") == "Bearer ****"
-    assert mask_header("proxy-authorization", "Basic dXNlcjpwdw==") == "Basic ****"
-    assert mask_header("Cookie", "session=s3cr3t; theme=dark") == "session=****; theme=****"
-    assert mask_header("Set-Cookie", "id=42; Path=/; HttpOnly") == "id=****; Path=/; HttpOnly"
-    assert mask_header("X-Trace", "visible") == "visible"
+    assert redact_header("Authorization", "Bearer abc.def") == "Bearer ***"
+    assert redact_header("proxy-authorization", "Basic dXNlcjpwdw==") == "Basic ***"
+    assert redact_header("Cookie", "session=s3cr3t; theme=dark") == "***"
+    assert redact_header("Set-Cookie", "id=42; Path=/; HttpOnly") == "***"
+    assert redact_header("X-Trace", "visible") == "visible"
     assert describe_binary(b"\x00\xff\x10") == "[binary, 3 bytes] 00 ff 10"
     assert describe_binary(b"\x01") == "[binary, 1 byte] 01"
 
@@ -149,7 +150,7 @@ async def test_show_headers_masks_secrets_and_sends_origin() -> None:
             "0.2",
         )
     assert code == 0
-    assert "> Authorization: Bearer ****" in err and "> Cookie: sid=****" in err
+    assert "> Authorization: Bearer ***" in err and "> Cookie: ***" in err
     assert "> Origin: https://app.example" in err and "< sec-websocket-accept:" in err.lower()
     assert "top-secret" not in err + out and "abc123" not in err + out
     received = [(k.lower(), v) for k, v in recorder.headers]

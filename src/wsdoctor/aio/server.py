@@ -28,11 +28,10 @@ from wsdoctor.aio._tls import classify_server_tls_error
 from wsdoctor.aio._tls_policy import TLS_MIN_VERSION, enforce_tls_minimum
 from wsdoctor.aio.connection import Limits, WebSocketConnection
 from wsdoctor.protocol._arguments import check_subprotocols
-from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
+from wsdoctor.protocol._deflate import DeflateConfig, server_response
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, InvalidOption
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
-from wsdoctor.protocol._headers import ExtensionItem
 
 __all__ = ["Server", "raise_descriptor_limit", "serve"]
 
@@ -468,13 +467,7 @@ class Server:
             return False
 
         subprotocol = next((p for p in self.subprotocols if p in offer.subprotocols), None)
-        response_extensions: list[ExtensionItem] = []
-        codec: PerMessageDeflate | None = None
-        if self.deflate is not None and offer.extensions:
-            negotiated = self.deflate.server_negotiate(offer.extensions)
-            if negotiated is not None:
-                params, codec = negotiated
-                response_extensions.append(("permessage-deflate", params))
+        response_extensions, codec = server_response(self.deflate, offer.extensions)
         transport.write(
             handshake.accept(
                 offer,

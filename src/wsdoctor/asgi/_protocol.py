@@ -36,11 +36,10 @@ from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remo
 
 from wsdoctor.aio._handshake_io import read_handshake
 from wsdoctor.aio.connection import Limits, WebSocketConnection
-from wsdoctor.protocol._deflate import DeflateConfig, PerMessageDeflate
+from wsdoctor.protocol._deflate import DeflateConfig, server_response
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
 from wsdoctor.protocol._handshake import HandshakeFailed, Offer, ServerHandshake
-from wsdoctor.protocol._headers import ExtensionItem
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
@@ -293,13 +292,7 @@ class WebSocketProtocol(WebSocketConnection):
         assert offer is not None and self.transport is not None
         if self._closing_server or self.transport.is_closing():
             return
-        response_extensions: list[ExtensionItem] = []
-        codec: PerMessageDeflate | None = None
-        if self.deflate is not None and offer.extensions:
-            negotiated = self.deflate.server_negotiate(offer.extensions)
-            if negotiated is not None:
-                params, codec = negotiated
-                response_extensions.append(("permessage-deflate", params))
+        response_extensions, codec = server_response(self.deflate, offer.extensions)
         extra = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.server_state.default_headers]
         extra += [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
         self.transport.write(

@@ -47,6 +47,7 @@ from wsdoctor.cli._render import make_console, render_ending, ui
 from wsdoctor.diagnose.check import EXIT_CODES, CheckResult, exit_code
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, InvalidCloseCode, WebSocketError
+from wsdoctor.protocol._redact import redact_header
 
 EXIT_ABNORMAL = 1
 EXIT_INTERRUPTED = 130
@@ -77,27 +78,7 @@ that failed as in check ({", ".join(f"{v} {k}" for k, v in EXIT_CODES.items() if
 {EXIT_INTERRUPTED} interrupted (Ctrl+C).
 """
 
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-MASK = "****"
 PROMPT = "> "
-
-
-def mask_header(name: str, value: str) -> str:
-    """The value of a header as safe to show: credentials and cookie values masked.
-
-    The authentication scheme and cookie names stay visible because they are what a
-    person debugging a rejected upgrade needs to see; the secrets never are.
-    """
-    lower = name.lower()
-    if lower not in SECRET_HEADERS:
-        return value
-    if lower in ("authorization", "proxy-authorization"):
-        scheme, sep, _ = value.partition(" ")
-        return f"{scheme} {MASK}" if sep else MASK
-    if lower == "cookie":
-        return "; ".join(f"{part.partition('=')[0].strip()}={MASK}" for part in value.split(";") if part.strip())
-    first, sep, attributes = value.partition(";")
-    return f"{first.partition('=')[0].strip()}={MASK}" + (f";{attributes}" if sep else "")
 
 
 def describe_binary(data: bytes, lang: str = "en") -> str:
@@ -360,7 +341,7 @@ def show_exchange(err: Console, request: Sequence[tuple[str, str]], response: Se
     """The upgrade's headers both ways, credentials masked."""
     for arrow, headers in ((">", request), ("<", response)):
         for name, value in headers:
-            err.print(f"{arrow} {name}: {mask_header(name, value)}", markup=False, highlight=False, soft_wrap=True)
+            err.print(f"{arrow} {name}: {redact_header(name, value)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @click.command(epilog=EPILOG)

@@ -319,3 +319,18 @@ class DeflateConfig:
                 response.append(("client_max_window_bits", str(cmwb)))
             return response, codec
         return None
+
+
+def server_response(
+    config: DeflateConfig | None, offers: list[ExtensionItem]
+) -> tuple[list[ExtensionItem], PerMessageDeflate | None]:
+    """The extensions a server answers to a client's offers, and the codec it then uses.
+
+    One place for the server side of the negotiation, so the asyncio server and the ASGI
+    protocol cannot answer the same offers differently.
+    """
+    negotiated = config.server_negotiate(offers) if config is not None and offers else None
+    if negotiated is None:
+        return [], None
+    params, codec = negotiated
+    return [(NAME, params)], codec
