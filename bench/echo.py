@@ -17,29 +17,17 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from _common import cpu_seconds, free_port
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 HERE = Path(__file__).resolve().parent
 SIZES = [("64 B", 64), ("1 KiB", 1024), ("64 KiB", 65536), ("1 MiB", 1 << 20)]
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Client(WSListener):  # type: ignore[misc]

@@ -45,10 +45,10 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _common import cpu_seconds, free_port  # noqa: E402
 from idle import raise_nofile  # noqa: E402
 from idle import run as run_idle  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
 ROWS = ["echo64", "echo1k", "echo64k", "pipeline", "mib", "broadcast", "deflate", "idle"]
 LABELS = {
@@ -62,19 +62,6 @@ LABELS = {
     "idle": "idle memory, KiB per connection",
     "handshake": "opening handshake, µs each (5,000 conns)",
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Counter(WSListener):  # type: ignore[misc]
