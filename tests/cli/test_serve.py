@@ -8,6 +8,7 @@ import io
 import logging
 import re
 import signal
+from collections.abc import Iterator
 
 from rich.console import Console
 
@@ -40,15 +41,24 @@ async def http_get(port: int, path: str) -> bytes:
     return answer
 
 
-async def served(verbose: bool) -> str:
-    """Run real connections against a real server whose log goes through ConnectionLog."""
+@contextlib.contextmanager
+def connection_log(name: str, verbose: bool) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger whose records go through ConnectionLog into a string, as `wsdoctor serve` prints them."""
     out = io.StringIO()
-    logger = logging.getLogger(f"tests.serve.{verbose}")
+    logger = logging.getLogger(f"tests.serve.{name}.{verbose}")
     logger.propagate = False
     logger.setLevel(logging.INFO)
     handler = ConnectionLog(Console(file=out, highlight=False, soft_wrap=True), "en", verbose)
     logger.addHandler(handler)
     try:
+        yield logger, out
+    finally:
+        logger.removeHandler(handler)
+
+
+async def served(verbose: bool) -> str:
+    """Run real connections against a real server whose log goes through ConnectionLog."""
+    with connection_log("served", verbose) as (logger, out):
         async with wsdoctor.serve(echo, HOST, 0, process_request=health, logger=logger) as server:
             async with wsdoctor.connect(f"ws://{HOST}:{server.port_number}/chat?room=1") as ws:
                 for text in ("a", "b", "c"):
@@ -62,8 +72,6 @@ async def served(verbose: bool) -> str:
                 if out.getvalue().count("127.0.0.1:") >= 4:
                     break
                 await asyncio.sleep(0.05)
-    finally:
-        logger.removeHandler(handler)
     return out.getvalue()
 
 
@@ -91,13 +99,7 @@ async def test_verbose_explains_every_ending() -> None:
 
 async def probed(verbose: bool) -> str:
     """A TCP connection that closes before sending a request, as a load balancer's health check does."""
-    out = io.StringIO()
-    logger = logging.getLogger(f"tests.serve.probe.{verbose}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    handler = ConnectionLog(Console(file=out, highlight=False, soft_wrap=True), "en", verbose)
-    logger.addHandler(handler)
-    try:
+    with connection_log("probe", verbose) as (logger, out):
         async with wsdoctor.serve(echo, HOST, 0, logger=logger) as server:
             _, writer = await asyncio.open_connection(HOST, server.port_number)
             writer.close()
@@ -106,8 +108,6 @@ async def probed(verbose: bool) -> str:
                 if "tcp.closed" in out.getvalue():
                     break
                 await asyncio.sleep(0.05)
-    finally:
-        logger.removeHandler(handler)
     return out.getvalue()
 
 
