@@ -380,22 +380,27 @@ async def run_relay(
 # ------------------------------------------------------------------- main
 
 
+def _run(main: Any) -> None:
+    """Run a child process's coroutine on uvloop with --uvloop (as `wsdoctor serve` runs), else asyncio."""
+    if os.environ.get("BENCH_UVLOOP"):
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         role, args = sys.argv[1], sys.argv[2:]
         if role == "_broadcast_server":
-            if os.environ.get("BENCH_UVLOOP"):
-                import uvloop
-
-                uvloop.run(broadcast_server(args[0], int(args[1])))
-            else:
-                asyncio.run(broadcast_server(args[0], int(args[1])))
+            _run(broadcast_server(args[0], int(args[1])))
         elif role == "_relay_server":
-            asyncio.run(relay_server(int(args[0]), args[1], args[2] == "cluster"))
+            _run(relay_server(int(args[0]), args[1], args[2] == "cluster"))
         elif role == "_clients":
-            asyncio.run(client_process(args[0].split(","), int(args[1]), args[2] == "1"))
+            _run(client_process(args[0].split(","), int(args[1]), args[2] == "1"))
         elif role == "_publisher":
-            asyncio.run(publisher(args[0], args[1] == "cluster", float(args[2]), float(args[3])))
+            _run(publisher(args[0], args[1] == "cluster", float(args[2]), float(args[3])))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["broadcast", "relay", "all"], default="all")
@@ -404,7 +409,7 @@ def main() -> None:
     parser.add_argument("--rates", default="25,50,100", help="publishes per second in part 2 (x connections)")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--uvloop", action="store_true", help="part 1's servers on uvloop")
+    parser.add_argument("--uvloop", action="store_true", help="every child process on uvloop, as wsdoctor serve runs")
     parser.add_argument("--client-processes", type=int, default=4, help="processes sharing the clients")
     args = parser.parse_args()
     print(
@@ -451,7 +456,11 @@ def main() -> None:
                     rows.append(asyncio.run(run_relay(cluster.url, True, args.connections, rate, args.seconds, procs)))
             finally:
                 cluster.stop()
-        print(f"\nrelay: 2 wsdoctor servers, {args.connections} clients in one room, {args.seconds:g} s per row\n")
+        loop = "uvloop" if args.uvloop else "asyncio"
+        print(
+            f"\nrelay: 2 wsdoctor servers, {args.connections} clients in one room, "
+            f"{args.seconds:g} s per row, loop: {loop}\n"
+        )
         print(
             "| backend | publishes/s | deliveries/s | delivered/expected | p50 ms | p99 ms | max ms | servers' CPU s |"
         )
