@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
-import http
 import inspect
 import logging
 import socket
@@ -31,7 +30,7 @@ from wsdoctor.protocol._arguments import check_subprotocols
 from wsdoctor.protocol._deflate import DeflateConfig, server_response
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, InvalidOption
-from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake
+from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake, reason_phrase
 
 __all__ = ["Server", "raise_descriptor_limit", "serve"]
 
@@ -413,7 +412,7 @@ class Server:
                 # A bug in the hook is the server's, not the client's: answer 500 (not a
                 # dropped connection the client cannot explain) and keep the traceback.
                 self.logger.error(
-                    "process_request failed on %s %s: %r", _format_peer(ws.remote_address), ws.path, exc, exc_info=exc
+                    "process_request failed on %s %s: %r", format_peer(ws.remote_address), ws.path, exc, exc_info=exc
                 )
                 self._reject_and_log(
                     ws,
@@ -439,7 +438,7 @@ class Server:
                         code=1006,
                         cause="handshake.rejected",
                         initiator="local",
-                        detail=f"process_request answered HTTP {status} {_phrase(status)}",
+                        detail=f"process_request answered HTTP {status} {reason_phrase(status)}",
                     ),
                     headers,
                 )
@@ -537,7 +536,7 @@ class Server:
         self.logger.log(
             level,
             "%s %s ended: %s",
-            _format_peer(ws.remote_address),
+            format_peer(ws.remote_address),
             ws.path,
             ending,
             extra={
@@ -557,18 +556,12 @@ def _unopened(ending: Ending) -> Ending:
     return dataclasses.replace(ending, opened=False)
 
 
-def _format_peer(address: Any) -> str:
+def format_peer(address: Any) -> str:
+    """A socket address as logs show it: host:port, with IPv6 hosts in brackets."""
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def _unpack_rejection(result: Rejection) -> tuple[int, list[tuple[str, str]], str | bytes]:

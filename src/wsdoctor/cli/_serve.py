@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import logging
 import signal
 import socket
@@ -34,7 +33,7 @@ from rich.console import Console
 
 from wsdoctor.aio._run import run
 from wsdoctor.aio.connection import WebSocketConnection
-from wsdoctor.aio.server import raise_descriptor_limit
+from wsdoctor.aio.server import format_peer, raise_descriptor_limit
 from wsdoctor.aio.server import serve as ws_serve
 from wsdoctor.cli._lang import LANG_OPTION
 from wsdoctor.cli._relay import relay_handler, reuse_port_socket, run_workers
@@ -42,6 +41,7 @@ from wsdoctor.cli._render import make_console, render_ending, ui
 from wsdoctor.hub import Hub
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed
+from wsdoctor.protocol._handshake import reason_phrase
 
 EPILOG = """\b
 Examples:
@@ -75,17 +75,7 @@ class ServeSettings:
 
 
 def _peer(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address) if address is not None else "-"
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    return format_peer(address) if address is not None else "-"
 
 
 class ConnectionLog(logging.Handler):
@@ -103,7 +93,7 @@ class ConnectionLog(logging.Handler):
         path = getattr(record, "path", "") or "-"
         status = getattr(record, "http_status", None)
         if status is not None:
-            text = self.words["http"].format(peer=peer, path=path, status=status, phrase=_phrase(status))
+            text = self.words["http"].format(peer=peer, path=path, status=status, phrase=reason_phrase(status))
             # An answer the application chose (a health check, a redirect) is not a failure.
             return text if status < 400 else f"{text} ({ending.cause})"
         return self.words["line"].format(

@@ -292,7 +292,7 @@ def status_failure(response: Response) -> HandshakeError:
     ``ending.details`` holds them by name for the cause texts and the command line.
     """
     status = response.status
-    reason = response.reason or _phrase(status)
+    reason = response.reason or reason_phrase(status)
     cause = _status_cause(status, response.body)
     shown = shown_values(response)
     head = f"HTTP {status} {reason}".strip()
@@ -507,7 +507,8 @@ class ClientHandshake:
         return Accepted(subprotocol, extensions, response)
 
 
-def _phrase(status: int) -> str:
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of an HTTP status, or "" for a status with none."""
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
@@ -738,7 +739,7 @@ class ServerHandshake:
         if "content-type" not in names:
             all_headers.append(("Content-Type", "text/plain; charset=utf-8"))
         all_headers += [("Content-Length", str(len(data))), ("Connection", "close")]
-        reason = _phrase(status).encode()
+        reason = reason_phrase(status).encode()
         # The response is serialised by a fresh h11 connection: the request may have been
         # rejected before h11 saw a complete one, and an error response must still go out.
         writer = h11.Connection(h11.SERVER)
