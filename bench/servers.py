@@ -19,6 +19,22 @@ DEFLATE = "--deflate" in sys.argv
 BROADCAST = "--broadcast" in sys.argv
 
 
+async def serve_wsdoctor(handler: Any, port: int) -> None:
+    """wsdoctor's server with the benchmark's settings, whichever API the handler uses."""
+    import wsdoctor
+
+    async with wsdoctor.serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression="deflate" if DEFLATE else None,
+        ping_interval=None,
+        max_size=MAX,
+    ) as server:
+        print("ready", flush=True)
+        await server.serve_forever()
+
+
 async def run_wsdoctor(port: int) -> None:
     import wsdoctor
 
@@ -41,16 +57,7 @@ async def run_wsdoctor(port: int) -> None:
         finally:
             conns.discard(ws)
 
-    async with wsdoctor.serve(
-        fan_out if BROADCAST else echo,
-        "127.0.0.1",
-        port,
-        compression="deflate" if DEFLATE else None,
-        ping_interval=None,
-        max_size=MAX,
-    ) as server:
-        print("ready", flush=True)
-        await server.serve_forever()
+    await serve_wsdoctor(fan_out if BROADCAST else echo, port)
 
 
 async def run_wsdoctor_listener(port: int) -> None:
@@ -72,16 +79,7 @@ async def run_wsdoctor_listener(port: int) -> None:
         finally:
             conns.discard(ws)
 
-    async with wsdoctor.serve(
-        fan_out if BROADCAST else echo,
-        "127.0.0.1",
-        port,
-        compression="deflate" if DEFLATE else None,
-        ping_interval=None,
-        max_size=MAX,
-    ) as server:
-        print("ready", flush=True)
-        await server.serve_forever()
+    await serve_wsdoctor(fan_out if BROADCAST else echo, port)
 
 
 async def run_websockets(port: int) -> None:
