@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,19 +21,13 @@ from contextlib import asynccontextmanager
 import pytest
 
 import wsdoctor
+from _helpers import free_port
 from wsdoctor import WebSocketConnection
 from wsdoctor.knowledge import explain
 
 HOST = "127.0.0.1"
 NEVER_OPENED = "never opened"
 NUNCA = "nunca llegó a abrirse"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @asynccontextmanager
