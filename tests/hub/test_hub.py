@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 import wsdoctor
+from _helpers import free_port
 from redis_servers import RedisClusterNodes, RedisServer
 from wsdoctor import Hub, WebSocketConnection
 
@@ -251,3 +252,46 @@ async def test_cluster_rooms_follow_their_slots_through_a_failover(
             for ws in clients.values():
                 await ws.close()
     assert any("its slot moved" in r.getMessage() for r in caplog.records)
+
+
+async def test_cluster_publish_without_a_reachable_node_is_lost_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # redis-py's cluster client raises RedisClusterException (not a RedisError) when no
+    # startup node answers; publish() must still count and log the loss instead of raising.
+    caplog.set_level(logging.WARNING, logger="wsdoctor.hub")
+    async with asyncio.timeout(30), Hub(f"redis://127.0.0.1:{free_port()}/0", cluster=True) as hub:
+        assert await hub.publish("room", "nobody listens") == 0
+        assert hub.lost == 1
+    assert any("hub.publish_lost" in r.getMessage() for r in caplog.records)
+
+
+async def test_cluster_publish_goes_to_the_slot_owner_and_follows_a_stale_route(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    # The hub publishes on a plain connection to the node that owns the room's slot. When
+    # its cached route is wrong (here: pointed at another node on purpose), the node answers
+    # MOVED and the message still arrives through the cluster client, without a loss.
+    async with (
+        asyncio.timeout(40),
+        Hub(redis_cluster.url, cluster=True) as hub,
+        Hub(redis_cluster.url, cluster=True) as other,
+    ):
+        async with wsdoctor.serve(room_server(hub), "127.0.0.1", 0) as server:
+            ws = await connect_to(server, "routed")
+            await until(lambda: len(hub.members("routed")) == 1)
+            await hub.sync(timeout=20)
+            assert await other.publish("routed", "first") == 1
+            assert await ws.recv() == "first"
+            fanout = other._redis
+            assert fanout is not None and len(fanout._direct) == 1
+            owner = next(iter(fanout._direct))
+            wrong = next(f"127.0.0.1:{n.port}" for n in redis_cluster.nodes if f"127.0.0.1:{n.port}" != owner)
+            cluster = fanout.publisher
+            slot = cluster.keyslot("wsdoctor:room:routed")  # type: ignore[union-attr]
+            nodes = cluster.nodes_manager  # type: ignore[union-attr]
+            nodes.slots_cache[slot] = [nodes.get_node(node_name=wrong)]
+            assert await other.publish("routed", "second") == 1
+            assert await ws.recv() == "second"
+            assert other.lost == 0
+            await ws.close()
