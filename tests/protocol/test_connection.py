@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from wsdoctor.protocol._connection import Connection, State
 from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
-from wsdoctor.protocol._mask import apply_mask, py_apply_mask
+from wsdoctor.protocol._mask import apply_mask, frame, payload_at, py_apply_mask, py_frame, py_payload_at
 
 MASK = b"\x37\xfa\x21\x3d"
 
@@ -461,6 +462,43 @@ def test_python_and_c_masking_agree() -> None:
     for n in range(0, 70):
         data = bytes(range(n))
         assert apply_mask(data, MASK) == py_apply_mask(data, MASK)
+
+
+SIZES = [0, 1, 7, 8, 9, 125, 126, 127, 65535, 65536, 70000]
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_frame_builders_match_a_frame_built_by_hand(n: int) -> None:
+    # The C builder (when compiled) and the Python one against the hand-built frames above.
+    payload = bytes(i % 251 for i in range(n))
+    for build in (frame, py_frame):
+        assert build(0x82, payload, MASK) == masked(0x82, payload)
+        assert build(0x81, payload, None) == unmasked(0x81, payload)
+        assert build(0x82, bytearray(payload), None) == build(0x82, memoryview(payload), None)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_payload_readers_unmask_in_place(n: int) -> None:
+    payload = bytes(i % 251 for i in range(n))
+    wire = b"junk" + masked(0x82, payload) + b"tail"
+    start = wire.index(MASK) + 4
+    for read in (payload_at, py_payload_at):
+        for buf in (wire, bytearray(wire), memoryview(wire)):
+            assert read(buf, start, start + n, True) == payload
+            assert read(buf, 2, 2 + n // 2, False) == wire[2 : 2 + n // 2]
+
+
+@pytest.mark.parametrize("read", [payload_at, py_payload_at])
+def test_payload_readers_refuse_ranges_outside_the_buffer(read: Any) -> None:
+    for start, end, mask in ((2, 10, True), (0, 11, False), (5, 4, False), (-1, 3, False)):
+        with pytest.raises(ValueError, match="outside the buffer"):
+            read(b"0123456789", start, end, mask)
+
+
+@pytest.mark.parametrize("build", [frame, py_frame])
+def test_frame_builders_refuse_a_bad_key(build: Any) -> None:
+    with pytest.raises(ValueError, match="4 bytes"):
+        build(0x82, b"data", b"abc")
 
 
 def test_deferred_failure_lets_earlier_messages_be_answered() -> None:

@@ -15,7 +15,6 @@ water mark.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import struct
@@ -25,12 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from wsdoctor.aio._wire import WireProtocol
 from wsdoctor.protocol._arguments import check_size, check_timeout
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
 from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
-from wsdoctor.protocol._events import CloseReceived, Pong
 
 __all__ = ["Limits", "WebSocketConnection"]
 
@@ -103,7 +102,7 @@ class Limits:
         return Connection(is_client, deflate=deflate, max_size=self.max_size, max_frame_size=self.max_frame_size)
 
 
-class WebSocketConnection(asyncio.BufferedProtocol):
+class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
     """A WebSocket connection after a successful opening handshake.
 
     Used by both :func:`wsdoctor.connect` and :func:`wsdoctor.serve`; applications
@@ -117,7 +116,6 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "__dict__",
         "__weakref__",
         "_close_timer",
-        "_closed",
         "_drain_waiter",
         "_early",
         "_eof_cause",
@@ -125,25 +123,16 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "_fragmenting",
         "_handshake_receiver",
         "_keepalive",
-        "_listener",
         "_loop",
-        "_messages",
-        "_paused_reading",
         "_paused_writing",
         "_ping_counter",
         "_pings",
-        "_recv_waiter",
-        "_rview",
         "close_timeout",
-        "core",
         "ending_logged",
         "extensions",
         "is_client",
         "logger",
         "lost_error",
-        "max_queue",
-        "messages_in",
-        "messages_out",
         "offered_extensions",
         "path",
         "ping_interval",
@@ -153,7 +142,6 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         "response_headers",
         "started",
         "subprotocol",
-        "transport",
         "write_limit",
     )
 
@@ -168,10 +156,9 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         close_timeout: float = 10.0,
         logger: logging.Logger | None = None,
     ) -> None:
+        self._loop = asyncio.get_running_loop()
+        WireProtocol.__init__(self, _receive_buffer(), self._loop.create_future(), max_queue)
         self.is_client = is_client
-        self.core: Connection | None = None
-        self.transport: asyncio.Transport | None = None
-        self.max_queue = max_queue
         self.write_limit = write_limit
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -185,19 +172,11 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         self.offered_extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
         self.ending_logged = False
         self.remote_address: Any = None
-        # For the one-line log of each connection: two integers, no per-message object.
-        self.messages_in = 0
-        self.messages_out = 0
         self.started = time.monotonic()
-        self._loop = asyncio.get_running_loop()
-        self._messages: collections.deque[Data] = collections.deque()
-        self._recv_waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._paused_writing = False
-        self._paused_reading = False
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._ping_counter = 0
-        self._closed: asyncio.Future[Ending] = self._loop.create_future()
         self._keepalive: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._eof_cause: str | None = None
@@ -210,10 +189,6 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
         self._early = bytearray()
-        self._listener: Callable[[Data], object] | None = None
-        # The transport reads into the thread's shared buffer (recv_into); the core parses
-        # it in place and copies out only what it keeps.
-        self._rview = _receive_buffer()
 
     # ------------------------------------------------------------ life cycle
 
@@ -234,45 +209,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=self.write_limit)
         self.remote_address = transport.get_extra_info("peername")
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._rview
-
-    def buffer_updated(self, nbytes: int) -> None:
-        # The per-message path: one Python call from the transport, the compiled core's
-        # parse, then the message queued (or handed to the listener) without another
-        # method call. data_received() routes its bytes through here too.
-        core = self.core
-        if core is None:
-            self.data_received(self._rview[:nbytes])
-            return
-        events = core.receive_plain(self._rview[:nbytes])  # a data message comes as its str or bytes
-        if events:
-            messages = self._messages
-            listener = self._listener
-            for event in events:
-                if type(event) is bytes or type(event) is str:
-                    self.messages_in += 1
-                    if listener is None:
-                        messages.append(event)
-                        continue
-                    try:
-                        listener(event)
-                    except Exception as exc:
-                        self._listener_failed(exc)
-                        break
-                elif type(event) is Pong:
-                    self._pong(event.payload)
-                elif type(event) is CloseReceived:
-                    self._close_received()
-            waiter = self._recv_waiter
-            if waiter is not None and messages:
-                self._recv_waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
-            if self.max_queue is not None and len(messages) >= self.max_queue and not self._paused_reading:
-                self._paused_reading = True
-                assert self.transport is not None
-                self.transport.pause_reading()
+    def _after_receive(self, core: Connection) -> None:
+        """After a read that left the core something to do: answer, fail or close."""
         if core.has_data_to_send:
             self._write(core.data_to_send())
         if core.failure_pending:
@@ -462,30 +400,13 @@ class WebSocketConnection(asyncio.BufferedProtocol):
         if self._paused_writing:
             await self._drain()
 
-    def send_now(self, message: Data | bytearray | memoryview) -> None:
-        """Send one message at once, without waiting: the sending half of the listener API.
-
-        For callbacks (see :meth:`listen`), which cannot await. It does not wait while
-        the peer reads slower than we write: check :attr:`writing_paused` and slow down
-        when it is True, or the transport's buffer grows. Raises
-        :class:`ConnectionClosed` once the connection is closing or closed.
-        """
-        core = self.core  # _sendable_core() written out: this runs once per message
-        if core is None or core.close_sent is not None or self._closed.done():
-            core = self._sendable_core()
+    def _core_for_send_now(self) -> Connection:
+        """send_now()'s slow path: the core when it may still send, or ConnectionClosed."""
+        core = self._sendable_core()
         if core is None:
             ending = self._closed.result() if self._closed.done() else None
             raise closed_exception(ending or core_ending(self.core))
-        if type(message) is bytes or isinstance(message, bytearray | memoryview):
-            data = core.send_binary(message)
-        elif isinstance(message, str):
-            data = core.send_text(message)
-        else:
-            raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
-        self.messages_out += 1
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        return core
 
     @property
     def writing_paused(self) -> bool:

@@ -15,8 +15,6 @@ cdef object _CLOSED
 @cython.locals(at=Py_ssize_t)
 cdef bytes _masking_key()
 
-@cython.locals(b0=cython.int)
-cdef bytes _frame_header(int opcode, Py_ssize_t length, bint fin, bint rsv1, int mask_bit)
 
 
 cdef class Connection:
@@ -51,12 +49,11 @@ cdef class Connection:
     cdef int _frame_offset
     cdef bint _plain
 
-    cdef list _receive(self, object data)
+    cdef list _receive(self, object data, Py_ssize_t n)
 
     cpdef bytes _send_message(self, int opcode, object payload)
 
     @cython.locals(
-        n=Py_ssize_t,
         pos=Py_ssize_t,
         take=Py_ssize_t,
         start=Py_ssize_t,
@@ -71,9 +68,9 @@ cdef class Connection:
         masked=cython.int,
         off=cython.int,
     )
-    cdef Py_ssize_t _parse_view(self, object src, object mv, list events) except -1
+    cdef Py_ssize_t _parse_view(self, object src, object mv, Py_ssize_t n, list events) except -1
 
-    cdef Py_ssize_t _parse(self, object src, list events) except -1
+    cdef Py_ssize_t _parse(self, object src, Py_ssize_t n, list events) except -1
 
     cdef _start_data_frame(self, int opcode, int b0, unsigned long long length)
 
@@ -81,4 +78,5 @@ cdef class Connection:
 
     cdef _control(self, int opcode, bytes payload, list events)
 
+    @cython.locals(b0=cython.int)
     cpdef bytes _frame(self, int opcode, object payload, bint fin, bint rsv1)

@@ -37,7 +37,7 @@ from wsdoctor.knowledge import is_sendable
 from wsdoctor.protocol._ending import CloseFrame, Ending, Initiator
 from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError, ProtocolError
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
-from wsdoctor.protocol._mask import apply_mask
+from wsdoctor.protocol._mask import apply_mask, frame, payload_at
 
 if TYPE_CHECKING:
     from wsdoctor.protocol._deflate import PerMessageDeflate
@@ -67,10 +67,6 @@ _OP_CONT, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 _KNOWN_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
 
-_pack_h2 = struct.Struct("!BB").pack
-_pack_h4 = struct.Struct("!BBH").pack
-_pack_h10 = struct.Struct("!BBQ").pack
-_unpack_u16 = struct.Struct("!H").unpack_from
 _unpack_u64 = struct.Struct("!Q").unpack_from
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
@@ -94,21 +90,12 @@ def _masking_key() -> bytes:
     return _keys[at : at + 4]
 
 
-def _frame_header(opcode: int, length: int, fin: bool, rsv1: bool, mask_bit: int) -> bytes:
-    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    if length < 126:
-        return _pack_h2(b0, mask_bit | length)
-    if length < 65536:
-        return _pack_h4(b0, mask_bit | 126, length)
-    return _pack_h10(b0, mask_bit | 127, length)
-
-
 def unmasked_frame(opcode: int, payload: bytes | bytearray | memoryview, rsv1: bool = False) -> bytes:
     """One final, unmasked frame: what a server sends, identical for every connection.
 
     Broadcasting builds it once and writes the same bytes to each connection.
     """
-    return _frame_header(opcode, len(payload), True, rsv1, 0) + payload
+    return frame((0xC0 if rsv1 else 0x80) | opcode, payload, None)
 
 
 def _check_utf8_pending(decoder: codecs.IncrementalDecoder) -> None:
@@ -302,11 +289,9 @@ class Connection:
             self.received_first = False
 
     def _frame(self, opcode: int, payload: bytes | bytearray | memoryview, fin: bool, rsv1: bool) -> bytes:
-        header = _frame_header(opcode, len(payload), fin, rsv1, self._mask_bit)
-        if self._mask_bit:
-            mask = _masking_key()
-            return b"".join((header, mask, apply_mask(payload, mask)))
-        return header + payload
+        b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+        # Header and payload in one allocation (protocol/_mask.py).
+        return frame(b0, payload, _masking_key() if self._mask_bit else None)
 
     def data_to_send(self) -> bytes:
         """Bytes the core queued by itself (Pong replies, the answering Close frame)."""
@@ -350,7 +335,7 @@ class Connection:
         keeps (events, partial messages, leftover bytes) refers to it after this returns.
         """
         self._plain = False
-        return self._receive(data)
+        return self._receive(data, len(data))
 
     def receive_plain(self, data: bytes | bytearray | memoryview) -> list[Event | str | bytes]:
         """Like :meth:`receive_data`, but a complete data message is its value, not an event.
@@ -360,39 +345,41 @@ class Connection:
         object per message only to take its ``data`` out again.
         """
         self._plain = True
-        return self._receive(data)
+        return self._receive(data, len(data))
 
-    def _receive(self, data: bytes | bytearray | memoryview) -> list[Any]:
+    def _receive(self, data: bytes | bytearray | memoryview, n: int) -> list[Any]:
+        """The events in the first ``n`` bytes of ``data`` (the asyncio layer passes its whole
+        read buffer and the count read, which saves a view per read)."""
         events: list[Any] = []
         if self.close_received is not None or self._failure is not None or self.state is _CLOSED:
             return events  # RFC 6455 5.5.1: nothing after a Close frame; nothing after failing
         buf = self._buf
         if buf:
-            buf += data
+            buf += data if n == len(data) else data[:n]
             src: bytes | bytearray | memoryview = buf
+            n = len(buf)
         else:
             src = data
         try:
-            pos = self._parse(src, events)
+            pos = self._parse(src, n, events)
         except ProtocolError as exc:
             self._fail(exc.code, exc.cause, str(exc))
             return events
         if src is buf:
             del buf[:pos]
-        elif pos < len(src) and self.close_received is None:
-            buf += memoryview(src)[pos:]
+        elif pos < n and self.close_received is None:
+            buf += memoryview(src)[pos:n]
         return events
 
-    def _parse(self, src: bytes | bytearray | memoryview, events: list[Any]) -> int:
+    def _parse(self, src: bytes | bytearray | memoryview, n: int, events: list[Any]) -> int:
         if type(src) is memoryview:
             # The asyncio layer's read buffer: index it as it is. Creating and releasing a
             # second view per read cost more than the rest of a small frame's header.
-            return self._parse_view(src, src, events)
+            return self._parse_view(src, src, n, events)
         with memoryview(src) as mv:  # released before _receive() resizes its bytearray
-            return self._parse_view(src, mv, events)
+            return self._parse_view(src, mv, n, events)
 
-    def _parse_view(self, src: bytes | bytearray | memoryview, mv: memoryview, events: list[Any]) -> int:
-        n = len(src)
+    def _parse_view(self, src: bytes | bytearray | memoryview, mv: memoryview, n: int, events: list[Any]) -> int:
         pos = 0
         while pos < n:
             remaining = self._frame_remaining
@@ -446,7 +433,7 @@ class Connection:
             if n - pos < hlen:
                 break
             if length == 126:
-                length = _unpack_u16(src, pos + 2)[0]
+                length = (mv[pos + 2] << 8) | mv[pos + 3]
             elif length == 127:
                 length = _unpack_u64(src, pos + 2)[0]
                 if length >> 63:
@@ -456,11 +443,7 @@ class Connection:
                     break
                 start = pos + hlen
                 pos = start + length
-                if masked:
-                    payload = apply_mask(mv[start:pos], src[start - 4 : start])
-                else:
-                    payload = bytes(mv[start:pos])
-                self._control(opcode, payload, events)
+                self._control(opcode, payload_at(src, start, pos, masked), events)
                 if self.close_received is not None:
                     return n  # nothing after a Close frame is read
                 continue
@@ -469,10 +452,8 @@ class Connection:
             if length <= n - start:  # the whole payload is here (compared so as not to overflow)
                 end = start + length
                 pos = end
-                if masked:
-                    self._data(apply_mask(mv[start:end], src[start - 4 : start]), bool(fin), events)
-                else:
-                    self._data(mv[start:end], bool(fin), events)
+                # The payload as bytes in one allocation, unmasked (protocol/_mask.py).
+                self._data(payload_at(src, start, end, masked), bool(fin), events)
             else:
                 pos = start
                 self._frame_remaining = length

@@ -8,8 +8,13 @@ than the C loop on large payloads (see bench/README.md).
 from __future__ import annotations
 
 import os
+import struct
 
-__all__ = ["SPEEDUPS", "apply_mask", "py_apply_mask"]
+__all__ = ["SPEEDUPS", "apply_mask", "frame", "payload_at", "py_apply_mask", "py_frame", "py_payload_at"]
+
+_pack_h2 = struct.Struct("!BB").pack
+_pack_h4 = struct.Struct("!BBH").pack
+_pack_h10 = struct.Struct("!BBQ").pack
 
 
 def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview) -> bytes:
@@ -21,12 +26,41 @@ def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray 
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
+def py_payload_at(buffer: bytes | bytearray | memoryview, start: int, end: int, masked: int) -> bytes:
+    """``buffer[start:end]`` as bytes, unmasked with the 4 bytes before it when ``masked``."""
+    if start < (4 if masked else 0) or end < start or end > len(buffer):
+        raise ValueError("payload_at(): start and end are outside the buffer")
+    with memoryview(buffer) as view:
+        if masked:
+            return py_apply_mask(view[start:end], view[start - 4 : start])
+        return bytes(view[start:end])
+
+
+def py_frame(first_byte: int, payload: bytes | bytearray | memoryview, key: bytes | None) -> bytes:
+    """One whole frame: the header, then the payload, masked with ``key`` unless it is None."""
+    n = len(payload)
+    mask_bit = 0 if key is None else 0x80
+    if n < 126:
+        header = _pack_h2(first_byte, mask_bit | n)
+    elif n < 65536:
+        header = _pack_h4(first_byte, mask_bit | 126, n)
+    else:
+        header = _pack_h10(first_byte, mask_bit | 127, n)
+    if key is None:
+        return header + payload
+    if len(key) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    return b"".join((header, key, py_apply_mask(payload, key)))
+
+
 try:
     if os.environ.get("WSDOCTOR_NO_SPEEDUPS"):  # the test suite runs the core both ways
         raise ImportError("disabled by WSDOCTOR_NO_SPEEDUPS")
-    from wsdoctor.protocol._speedups import apply_mask
+    from wsdoctor.protocol._speedups import apply_mask, frame, payload_at
 
     SPEEDUPS = True
 except ImportError:
     apply_mask = py_apply_mask
+    frame = py_frame
+    payload_at = py_payload_at
     SPEEDUPS = False

@@ -1,0 +1,28 @@
+# Types for Cython, which compiles _wire.py (the one source) into the optional extension
+# wsdoctor.aio._wire_c; see setup.py. Nothing here changes what the code does: it makes
+# WireProtocol an extension type whose fields are C members and whose core is the
+# compiled Connection, called directly. A field added to WireProtocol.__init__ must be
+# declared here too.
+
+import cython
+from wsdoctor.protocol._connection_c cimport Connection
+
+
+cdef class WireProtocol:
+    cdef public Connection core
+    cdef public object transport
+    cdef public object max_queue
+    cdef public Py_ssize_t messages_in
+    cdef public Py_ssize_t messages_out
+    cdef public object _messages
+    cdef public object _recv_waiter
+    cdef public bint _paused_reading
+    cdef public object _listener
+    cdef public object _closed
+    cdef public object _rview
+
+    @cython.locals(core=Connection, events=list, data=bytes)
+    cpdef send_now(self, message)
+
+    @cython.locals(core=Connection, events=list)
+    cpdef buffer_updated(self, Py_ssize_t nbytes)

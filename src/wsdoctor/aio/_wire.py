@@ -1,0 +1,204 @@
+"""The per-message half of an open connection: read callback, queue or listener, send.
+
+Theory of operation
+-------------------
+:class:`WebSocketConnection` is the transport's protocol. Its per-message methods live
+here, in a base class, because this module is compiled like the protocol core (Cython,
+with ``_wire.pxd`` declaring the types, into ``wsdoctor.aio._wire_c``; see setup.py):
+compiled, the base is an extension type, so uvloop calls ``get_buffer`` and
+``buffer_updated`` on a C type, the fields below are C struct members rather than
+attribute lookups, and the core's receive and send paths are called directly instead of
+through Python method calls. That is the difference between a compiled core under a
+Python connection (about 1 µs of interpreter work per message, which a compiler cannot
+remove from a plain Python class) and a compiled path end to end.
+
+Everything that is not per message (control frames, failures, closing, logging) stays in
+:class:`WebSocketConnection`, reached through the hooks at the end of the class, which it
+overrides. Without the extension (no compiler, ``WSDOCTOR_NO_SPEEDUPS=1``, or a core that
+is not compiled either) this same class runs as Python.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import TYPE_CHECKING
+
+from wsdoctor.protocol._events import CloseReceived, Pong
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
+
+    # Under another name: the .pxd cimports the compiled Connection as Connection.
+    from wsdoctor.protocol._connection import Connection as Core
+    from wsdoctor.protocol._ending import Ending
+
+__all__ = ["COMPILED", "WireProtocol"]
+
+Data = str | bytes
+
+
+class WireProtocol:
+    """The fields and methods of a connection that run for every message."""
+
+    __slots__ = (
+        "_closed",
+        "_listener",
+        "_messages",
+        "_paused_reading",
+        "_recv_waiter",
+        "_rview",
+        "core",
+        "max_queue",
+        "messages_in",
+        "messages_out",
+        "transport",
+    )
+
+    def __init__(self, rview: memoryview, closed: asyncio.Future[Ending], max_queue: int | None) -> None:
+        self.core: Core | None = None
+        self.transport: asyncio.Transport | None = None
+        self.max_queue = max_queue
+        # For the one-line log of each connection: two integers, no per-message object.
+        self.messages_in = 0
+        self.messages_out = 0
+        self._messages: collections.deque[Data] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self._listener: Callable[[Data], object] | None = None
+        self._closed = closed
+        # The transport reads into the thread's shared buffer; the core parses it in
+        # place and copies out only what it keeps.
+        self._rview = rview
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rview
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # One call from the transport, the core's parse, then each message queued (or
+        # handed to the listener) in the same call.
+        core = self.core
+        if core is None:
+            self.data_received(self._rview[:nbytes])
+            return
+        # core.receive_plain() written out, so that the compiled class calls the core's C method.
+        core._plain = True  # a data message comes as its str or bytes
+        events = core._receive(self._rview, nbytes)
+        if events:
+            messages = self._messages
+            listener = self._listener
+            for event in events:
+                if type(event) is bytes or type(event) is str:
+                    self.messages_in += 1
+                    if listener is None:
+                        messages.append(event)
+                        continue
+                    try:
+                        listener(event)
+                    except Exception as exc:
+                        self._listener_failed(exc)
+                        break
+                elif type(event) is Pong:
+                    self._pong(event.payload)
+                elif type(event) is CloseReceived:
+                    self._close_received()
+            waiter = self._recv_waiter
+            if waiter is not None and messages:
+                self._recv_waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if self.max_queue is not None and len(messages) >= self.max_queue and not self._paused_reading:
+                self._paused_reading = True
+                transport = self.transport
+                if transport is not None:
+                    transport.pause_reading()
+        # What has_data_to_send, failure_pending and should_close_transport look at, read
+        # directly: a Pong or Close to answer, a violation, a Close received.
+        if core._out or core._failure is not None or core.close_received is not None:
+            self._after_receive(core)
+
+    def send_now(self, message: Data | bytearray | memoryview) -> None:
+        """Send one message at once, without waiting: the sending half of the listener API.
+
+        For callbacks (see :meth:`listen`), which cannot await. It does not wait while
+        the peer reads slower than we write: check :attr:`writing_paused` and slow down
+        when it is True, or the transport's buffer grows. Raises
+        :class:`ConnectionClosed` once the connection is closing or closed.
+        """
+        core = self.core
+        if core is None or core.close_sent is not None or self._closed.done():
+            core = self._core_for_send_now()
+        # core.send_binary() and send_text() written out, for the compiled class's direct call.
+        if type(message) is bytes:
+            data = core._send_message(2, message)
+        elif type(message) is str:
+            data = core._send_message(1, message.encode())
+        elif isinstance(message, bytearray | memoryview):
+            data = core._send_message(2, message)
+        elif isinstance(message, str):
+            data = core._send_message(1, message.encode())
+        else:
+            raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
+        self.messages_out += 1
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    # Hooks for what is not per message; WebSocketConnection defines them.
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        raise NotImplementedError
+
+    def _listener_failed(self, exc: Exception) -> None:
+        raise NotImplementedError
+
+    def _pong(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _close_received(self) -> None:
+        raise NotImplementedError
+
+    def _after_receive(self, core: Core) -> None:
+        raise NotImplementedError
+
+    def _core_for_send_now(self) -> Core:
+        raise NotImplementedError
+
+
+def _compiled_is_usable() -> bool:
+    """The extension exists, was built from this file as it is now, and the core is compiled too."""
+    from wsdoctor.protocol._connection import COMPILED as CORE_COMPILED
+
+    if not CORE_COMPILED or __name__ != "wsdoctor.aio._wire" or os.environ.get("WSDOCTOR_NO_SPEEDUPS"):
+        return False
+    import importlib
+
+    try:
+        built = importlib.import_module("wsdoctor.aio._wire_c")
+    except ImportError:
+        return False
+    import hashlib
+
+    with open(__file__, "rb") as source:
+        digest = hashlib.sha256(source.read()).hexdigest()
+    if getattr(built, "SOURCE_DIGEST", None) == digest:
+        return True
+    import warnings
+
+    warnings.warn(
+        "wsdoctor's compiled connection was built from an older aio/_wire.py and is not used; "
+        "rebuild it with `pip install -e .`",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return False
+
+
+# The compiled class replaces the one above (see the module docstring); the test suite
+# runs both ways.
+COMPILED = False
+if not TYPE_CHECKING and _compiled_is_usable():  # pragma: no cover - covered by the default run, not the pure one
+    from wsdoctor.aio._wire_c import WireProtocol
+
+    COMPILED = True
