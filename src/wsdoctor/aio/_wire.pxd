@@ -9,6 +9,7 @@ from wsdoctor.protocol._connection_c cimport Connection
 
 
 cdef class WireProtocol:
+    cdef public bint is_client
     cdef public Connection core
     cdef public object transport
     cdef public object max_queue
@@ -17,6 +18,8 @@ cdef class WireProtocol:
     cdef public object _messages
     cdef public object _recv_waiter
     cdef public bint _paused_reading
+    cdef public bint _paused_writing
+    cdef public bint _fragmenting
     cdef public object _listener
     cdef public object _closed
     cdef public object _rview
@@ -26,3 +29,6 @@ cdef class WireProtocol:
 
     @cython.locals(core=Connection, events=list)
     cpdef buffer_updated(self, Py_ssize_t nbytes)
+
+    @cython.locals(core=Connection)
+    cpdef bint send_prepared(self, frame, message=*) except -1

@@ -44,19 +44,25 @@ class WireProtocol:
 
     __slots__ = (
         "_closed",
+        "_fragmenting",
         "_listener",
         "_messages",
         "_paused_reading",
+        "_paused_writing",
         "_recv_waiter",
         "_rview",
         "core",
+        "is_client",
         "max_queue",
         "messages_in",
         "messages_out",
         "transport",
     )
 
-    def __init__(self, rview: memoryview, closed: asyncio.Future[Ending], max_queue: int | None) -> None:
+    def __init__(
+        self, is_client: bool, rview: memoryview, closed: asyncio.Future[Ending], max_queue: int | None
+    ) -> None:
+        self.is_client = is_client
         self.core: Core | None = None
         self.transport: asyncio.Transport | None = None
         self.max_queue = max_queue
@@ -66,6 +72,8 @@ class WireProtocol:
         self._messages: collections.deque[Data] = collections.deque()
         self._recv_waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
+        self._paused_writing = False
+        self._fragmenting = False  # send_fragments() is between its first and last frame
         self._listener: Callable[[Data], object] | None = None
         self._closed = closed
         # The transport reads into the thread's shared buffer; the core parses it in
@@ -127,7 +135,8 @@ class WireProtocol:
         :class:`ConnectionClosed` once the connection is closing or closed.
         """
         core = self.core
-        if core is None or core.close_sent is not None or self._closed.done():
+        # The core's ending is set when the transport is lost, with the connection's own.
+        if core is None or core.close_sent is not None or core.ending is not None:
             core = self._core_for_send_now()
         # core.send_binary() and send_text() written out, for the compiled class's direct call.
         if type(message) is bytes:
@@ -144,6 +153,36 @@ class WireProtocol:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+
+    def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
+        """Write a data frame built once for many connections, without waiting.
+
+        ``frame`` is a complete unmasked frame (what a server sends). A client's
+        connection, which must mask every frame, and a connection whose compressor keeps
+        its context between messages build their own from ``message`` instead (pass
+        ``frame=None``). Returns False, writing nothing, when the connection is not open,
+        is in the middle of a fragmented message, or its write buffer is above
+        ``write_limit``: a slow reader misses the message rather than holding up the
+        others. This is what :func:`wsdoctor.broadcast` calls.
+        """
+        core = self.core
+        transport = self.transport
+        if (
+            core is None
+            or transport is None
+            or core.close_sent is not None
+            or core.ending is not None
+            or self._paused_writing
+            or self._fragmenting
+            or transport.is_closing()
+        ):
+            return False
+        if frame is None or self.is_client:
+            if message is None:
+                raise ValueError("this connection builds its own frame: pass the message")
+            frame = core.send_text(message) if isinstance(message, str) else core.send_binary(message)
+        transport.write(frame)
+        return True
 
     # Hooks for what is not per message; WebSocketConnection defines them.
 

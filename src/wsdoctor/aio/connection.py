@@ -120,17 +120,14 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         "_early",
         "_eof_cause",
         "_eof_detail",
-        "_fragmenting",
         "_handshake_receiver",
         "_keepalive",
         "_loop",
-        "_paused_writing",
         "_ping_counter",
         "_pings",
         "close_timeout",
         "ending_logged",
         "extensions",
-        "is_client",
         "logger",
         "lost_error",
         "offered_extensions",
@@ -157,8 +154,7 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         logger: logging.Logger | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        WireProtocol.__init__(self, _receive_buffer(), self._loop.create_future(), max_queue)
-        self.is_client = is_client
+        WireProtocol.__init__(self, is_client, _receive_buffer(), self._loop.create_future(), max_queue)
         self.write_limit = write_limit
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -174,7 +170,6 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         self.remote_address: Any = None
         self.started = time.monotonic()
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._paused_writing = False
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._ping_counter = 0
         self._keepalive: asyncio.Task[None] | None = None
@@ -184,7 +179,6 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         # What the transport reported when it was lost (a TLS alert, a reset), for
         # diagnoses that need more than the ending's cause.
         self.lost_error: BaseException | None = None
-        self._fragmenting = False  # send_fragments() is between its first and last frame
         # Bytes that arrive before the core is attached (handshake phase) go to this hook,
         # or wait in _early until the hook is installed.
         self._handshake_receiver: Any = None
@@ -483,36 +477,6 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
             self._write(core.send_frame(opcode if i == 0 else 0, payload, fin=i == last))
             if self._paused_writing:
                 await self._drain()
-
-    def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
-        """Write a data frame built once for many connections, without waiting.
-
-        ``frame`` is a complete unmasked frame (what a server sends). A client's
-        connection, which must mask every frame, and a connection whose compressor keeps
-        its context between messages build their own from ``message`` instead (pass
-        ``frame=None``). Returns False, writing nothing, when the connection is not open,
-        is in the middle of a fragmented message, or its write buffer is above
-        ``write_limit``: a slow reader misses the message rather than holding up the
-        others. This is what :func:`wsdoctor.broadcast` calls.
-        """
-        core = self.core
-        transport = self.transport
-        if (
-            core is None
-            or transport is None
-            or core.close_sent is not None
-            or self._paused_writing
-            or self._fragmenting
-            or self._closed.done()
-            or transport.is_closing()
-        ):
-            return False
-        if frame is None or self.is_client:
-            if message is None:
-                raise ValueError("this connection builds its own frame: pass the message")
-            frame = core.send_text(message) if isinstance(message, str) else core.send_binary(message)
-        transport.write(frame)
-        return True
 
     def add_close_callback(self, callback: Callable[[WebSocketConnection], object]) -> None:
         """Call ``callback(self)`` once the connection has ended (at once if it already has).
