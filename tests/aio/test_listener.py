@@ -85,3 +85,33 @@ async def test_send_now_after_close_and_bad_types() -> None:
         with pytest.raises(ConnectionClosed) as info:
             ws.send_now("later")
         assert info.value.ending.code == 1000
+
+
+@pytest.mark.parametrize("api", ["send", "send_now"])
+async def test_large_messages_leave_as_header_and_payload_intact(api: str) -> None:
+    # From wsdoctor.aio._wire.LARGE bytes on, a server writes a message's header and the
+    # payload object itself (no copy into a frame); sizes straddle the 16- and 64-bit
+    # length forms, and a bytearray still goes through a copy, so changing it after the
+    # call cannot change what was sent.
+    from wsdoctor.aio._wire import LARGE
+
+    sizes = [LARGE - 1, LARGE, 65535, 65536, 3 * 1024 * 1024]
+    mutable = bytearray(b"m" * (LARGE + 10))
+
+    async def handler(ws: WebSocketConnection) -> None:
+        for n in sizes:
+            payload = bytes([n % 251]) * n
+            if api == "send":
+                await ws.send(payload)
+            else:
+                ws.send_now(payload)
+        ws.send_now(mutable)
+        mutable[:] = b"x" * len(mutable)
+        await ws.wait_closed()
+
+    async with asyncio.timeout(20), wsdoctor.serve(handler, "127.0.0.1", 0, max_size=1 << 23) as server:
+        async with wsdoctor.connect(url(server), max_size=1 << 23) as ws:
+            for n in sizes:
+                assert await ws.recv() == bytes([n % 251]) * n
+            assert await ws.recv() == b"m" * (LARGE + 10)
+            assert ws.messages_in == len(sizes) + 1

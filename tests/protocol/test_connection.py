@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from wsdoctor.protocol._connection import Connection, State
 from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
-from wsdoctor.protocol._mask import apply_mask, frame, payload_at, py_apply_mask, py_frame, py_payload_at
+from wsdoctor.protocol._mask import (
+    apply_mask,
+    frame,
+    header,
+    payload_at,
+    py_apply_mask,
+    py_frame,
+    py_header,
+    py_payload_at,
+)
 
 MASK = b"\x37\xfa\x21\x3d"
 
@@ -600,3 +609,24 @@ def test_receive_plain_gives_message_values_and_control_events() -> None:
     assert receiver.receive_data(sender.send_binary(b"x" * 200)) == [BinaryMessage(b"x" * 200)]
     bad = receiver.receive_plain(sender.send_frame(1, b"\xff", fin=True))
     assert bad == [] and receiver.failed
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_header_for_is_the_frame_without_its_payload(n: int) -> None:
+    payload = bytes(i % 251 for i in range(n))
+    head = server().header_for(2, payload)
+    assert head is not None and head + payload == unmasked(0x82, payload)
+    assert header(0x81, n) == py_header(0x81, n) == unmasked(0x81, payload)[: len(head)]
+
+
+def test_header_for_declines_masked_and_compressed_frames_and_refuses_after_close() -> None:
+    assert Connection(True).header_for(2, b"x" * 100_000) is None  # a client masks
+    conn = server()
+    conn.send_close(1000)
+    with pytest.raises(LocalProtocolError):
+        conn.header_for(2, b"x")
+    for build in (header, py_header):
+        with pytest.raises(ValueError):
+            build(256, 1)
+        with pytest.raises(ValueError):
+            build(0x82, -1)

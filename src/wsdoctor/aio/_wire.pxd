@@ -5,6 +5,8 @@
 # declared here too.
 
 import cython
+
+cdef Py_ssize_t LARGE
 from wsdoctor.protocol._connection_c cimport Connection
 
 
@@ -32,3 +34,5 @@ cdef class WireProtocol:
 
     @cython.locals(core=Connection)
     cpdef bint send_prepared(self, frame, message=*) except -1
+
+    cpdef bint _write_large(self, Connection core, int opcode, bytes payload) except -1

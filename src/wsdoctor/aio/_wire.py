@@ -34,9 +34,13 @@ if TYPE_CHECKING:
     from wsdoctor.protocol._connection import Connection as Core
     from wsdoctor.protocol._ending import Ending
 
-__all__ = ["COMPILED", "WireProtocol"]
+__all__ = ["COMPILED", "LARGE", "WireProtocol"]
 
 Data = str | bytes
+
+# From this size a message's payload is written as it is, after its header, rather than
+# copied into a frame (see _write_large): below it, the copy costs less than a second buffer.
+LARGE = 1 << 15
 
 
 class WireProtocol:
@@ -140,6 +144,8 @@ class WireProtocol:
             core = self._core_for_send_now()
         # core.send_binary() and send_text() written out, for the compiled class's direct call.
         if type(message) is bytes:
+            if len(message) >= LARGE and self._write_large(core, 2, message):
+                return
             data = core._send_message(2, message)
         elif type(message) is str:
             data = core._send_message(1, message.encode())
@@ -153,6 +159,22 @@ class WireProtocol:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+
+    def _write_large(self, core: Core, opcode: int, payload: bytes) -> bool:
+        """Write a large message as its header and the payload itself; False if it needs a whole frame.
+
+        Only for ``bytes``, which cannot change while the transport still holds them (a
+        bytearray could). One ``writelines`` is one system call on uvloop, which keeps a
+        reference where it cannot send at once; asyncio's own transports join the two.
+        """
+        head = core.header_for(opcode, payload)
+        if head is None:
+            return False
+        self.messages_out += 1
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines((head, payload))
+        return True
 
     def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
         """Write a data frame built once for many connections, without waiting.

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from wsdoctor.aio._wire import WireProtocol
+from wsdoctor.aio._wire import LARGE, WireProtocol
 from wsdoctor.protocol._arguments import check_size, check_timeout
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
@@ -381,6 +381,10 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
             core = self._sendable_core()  # raises before the opening handshake is complete
             if core is None:
                 raise await self._closed_error()
+        if type(message) is bytes and len(message) >= LARGE and self._write_large(core, 2, message):
+            if self._paused_writing:
+                await self._drain()
+            return
         if type(message) is bytes or isinstance(message, bytearray | memoryview):
             data = core.send_binary(message)
         elif isinstance(message, str):

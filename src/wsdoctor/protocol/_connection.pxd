@@ -53,6 +53,8 @@ cdef class Connection:
 
     cpdef bytes _send_message(self, int opcode, object payload)
 
+    cpdef bytes header_for(self, int opcode, bytes payload)
+
     @cython.locals(
         pos=Py_ssize_t,
         take=Py_ssize_t,

@@ -37,7 +37,7 @@ from wsdoctor.knowledge import is_sendable
 from wsdoctor.protocol._ending import CloseFrame, Ending, Initiator
 from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError, ProtocolError
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
-from wsdoctor.protocol._mask import apply_mask, frame, payload_at
+from wsdoctor.protocol._mask import apply_mask, frame, header, payload_at
 
 if TYPE_CHECKING:
     from wsdoctor.protocol._deflate import PerMessageDeflate
@@ -179,6 +179,20 @@ class Connection:
             if compressed is not None:
                 payload, rsv1 = compressed, True
         return self._frame(opcode, payload, True, rsv1)
+
+    def header_for(self, opcode: int, payload: bytes) -> bytes | None:
+        """The header alone of one whole message's frame, when the payload goes out as it is.
+
+        For large messages: writing the header and the caller's own ``bytes`` together
+        (one ``writelines``, one system call) saves copying the payload into a new frame.
+        None when the frame must be built whole instead: a client masks its payload, and a
+        compressor rewrites it.
+        """
+        if self._mask_bit or self.deflate is not None:
+            return None
+        if self.close_sent is not None or self.state is _CLOSED:
+            raise LocalProtocolError("cannot send a message after the Close frame was sent")
+        return header(0x80 | opcode, len(payload))
 
     def send_frame(
         self, opcode: int, payload: bytes | bytearray | memoryview, *, fin: bool = True, rsv1: bool = False

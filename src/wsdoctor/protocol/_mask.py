@@ -10,7 +10,17 @@ from __future__ import annotations
 import os
 import struct
 
-__all__ = ["SPEEDUPS", "apply_mask", "frame", "payload_at", "py_apply_mask", "py_frame", "py_payload_at"]
+__all__ = [
+    "SPEEDUPS",
+    "apply_mask",
+    "frame",
+    "header",
+    "payload_at",
+    "py_apply_mask",
+    "py_frame",
+    "py_header",
+    "py_payload_at",
+]
 
 _pack_h2 = struct.Struct("!BB").pack
 _pack_h4 = struct.Struct("!BBH").pack
@@ -36,31 +46,39 @@ def py_payload_at(buffer: bytes | bytearray | memoryview, start: int, end: int, 
         return bytes(view[start:end])
 
 
+def _header(first_byte: int, n: int, mask_bit: int) -> bytes:
+    if not 0 <= first_byte <= 255 or n < 0:
+        raise ValueError("header(): the first byte must be 0-255 and the length not negative")
+    if n < 126:
+        return _pack_h2(first_byte, mask_bit | n)
+    if n < 65536:
+        return _pack_h4(first_byte, mask_bit | 126, n)
+    return _pack_h10(first_byte, mask_bit | 127, n)
+
+
+def py_header(first_byte: int, length: int) -> bytes:
+    """An unmasked frame's header for a payload of ``length`` bytes."""
+    return _header(first_byte, length, 0)
+
+
 def py_frame(first_byte: int, payload: bytes | bytearray | memoryview, key: bytes | None) -> bytes:
     """One whole frame: the header, then the payload, masked with ``key`` unless it is None."""
-    n = len(payload)
-    mask_bit = 0 if key is None else 0x80
-    if n < 126:
-        header = _pack_h2(first_byte, mask_bit | n)
-    elif n < 65536:
-        header = _pack_h4(first_byte, mask_bit | 126, n)
-    else:
-        header = _pack_h10(first_byte, mask_bit | 127, n)
     if key is None:
-        return header + payload
+        return _header(first_byte, len(payload), 0) + payload
     if len(key) != 4:
         raise ValueError("mask must contain 4 bytes")
-    return b"".join((header, key, py_apply_mask(payload, key)))
+    return b"".join((_header(first_byte, len(payload), 0x80), key, py_apply_mask(payload, key)))
 
 
 try:
     if os.environ.get("WSDOCTOR_NO_SPEEDUPS"):  # the test suite runs the core both ways
         raise ImportError("disabled by WSDOCTOR_NO_SPEEDUPS")
-    from wsdoctor.protocol._speedups import apply_mask, frame, payload_at
+    from wsdoctor.protocol._speedups import apply_mask, frame, header, payload_at
 
     SPEEDUPS = True
 except ImportError:
     apply_mask = py_apply_mask
     frame = py_frame
+    header = py_header
     payload_at = py_payload_at
     SPEEDUPS = False

@@ -196,7 +196,50 @@ frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* header(first_byte, length): the 2, 4 or 10 bytes of an unmasked frame's header. */
+static PyObject *
+header(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "header() takes exactly 2 arguments (first_byte, length)");
+        return NULL;
+    }
+    long b0 = PyLong_AsLong(args[0]);
+    if (b0 == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (b0 < 0 || b0 > 255 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "header(): the first byte must be 0-255 and the length not negative");
+        return NULL;
+    }
+    unsigned char out[10];
+    Py_ssize_t hlen;
+    out[0] = (unsigned char)b0;
+    if (n < 126) {
+        out[1] = (unsigned char)n;
+        hlen = 2;
+    } else if (n < 65536) {
+        out[1] = 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)n;
+        hlen = 4;
+    } else {
+        uint64_t len = (uint64_t)n;
+        out[1] = 127;
+        for (int i = 0; i < 8; i++) {
+            out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+        }
+        hlen = 10;
+    }
+    return PyBytes_FromStringAndSize((const char *)out, hlen);
+}
+
 static PyMethodDef methods[] = {
+    {"header", (PyCFunction)(void (*)(void))header, METH_FASTCALL, "An unmasked frame's header for a payload of the given length."},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, "XOR data with a repeating 4-byte mask; returns bytes."},
     {"payload_at", (PyCFunction)(void (*)(void))payload_at, METH_FASTCALL, "A payload out of a read buffer as bytes, unmasked."},
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL, "A whole frame as bytes, masked when a key is given."},
