@@ -1,0 +1,111 @@
+"""The listener path's cost per message, in process: read callback -> core -> listener -> write.
+
+End-to-end rows on a shared VM move by more than a change of a few hundred nanoseconds per
+message; this measures only wsdoctor's own code. A server-side connection is fed masked
+binary frames through ``get_buffer``/``buffer_updated`` as a transport would, with
+``listen(ws.send_now)`` (an echo) and a transport whose ``write`` does nothing. The figure
+is the CPU time per message minus that of copying the frame into the read buffer, as the
+minimum over blocks of 20,000 messages.
+
+    python bench/hot_path.py [--size 64] [--blocks 15]
+    PYTHONPATH=/path/to/other/src python bench/hot_path.py   # another tree, for a before/after
+
+``WSDOCTOR_NO_SPEEDUPS=1`` measures the pure-Python path. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import struct
+import time
+from typing import Any
+
+MASK = b"\x37\xfa\x21\x3d"
+PER_BLOCK = 20_000
+
+
+class NullTransport:
+    """Just enough of a transport for the connection: writes go nowhere."""
+
+    def write(self, data: Any) -> None:
+        pass
+
+    def writelines(self, data: Any) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def client_frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x82, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x82, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", n)
+    return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+def best_per_message(step: Any, blocks: int) -> float:
+    best = float("inf")
+    for _ in range(blocks):
+        t0 = time.process_time()
+        for _ in range(PER_BLOCK):
+            step()
+        best = min(best, (time.process_time() - t0) / PER_BLOCK)
+    return best
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=15)
+    args = parser.parse_args()
+
+    import wsdoctor.protocol._connection as core_module
+    from wsdoctor.aio.connection import WebSocketConnection
+
+    ws = WebSocketConnection(is_client=False, ping_interval=None)
+    ws.connection_made(NullTransport())  # type: ignore[arg-type]
+    ws.attach(core_module.Connection(False), b"")
+    ws.listen(ws.send_now)
+    frame = client_frame(os.urandom(args.size))
+    n = len(frame)
+
+    def copy_in() -> None:
+        ws.get_buffer(-1)[:n] = frame
+
+    def one_message() -> None:
+        ws.get_buffer(-1)[:n] = frame
+        ws.buffer_updated(n)
+
+    total = best_per_message(one_message, args.blocks)
+    copy = best_per_message(copy_in, args.blocks)
+    try:  # an older tree has no separate per-message module
+        from wsdoctor.aio._wire import COMPILED as wire_compiled
+    except ImportError:
+        wire_compiled = False
+    print(
+        f"{args.size} B: {(total - copy) * 1e6:.3f} µs per message "
+        f"(core compiled: {core_module.COMPILED}, per-message path compiled: {wire_compiled})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
