@@ -26,8 +26,11 @@ cdef class WireProtocol:
     cdef public object _closed
     cdef public object _rview
 
-    @cython.locals(core=Connection, events=list, data=bytes)
+    @cython.locals(core=Connection)
     cpdef send_now(self, message)
+
+    @cython.locals(data=bytes)
+    cdef _send(self, Connection core, object message, str name)
 
     @cython.locals(core=Connection, events=list)
     cpdef buffer_updated(self, Py_ssize_t nbytes)

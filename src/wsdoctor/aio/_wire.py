@@ -1,4 +1,4 @@
-"""The per-message half of an open connection: read callback, queue or listener, send.
+"""The per-message half of an open connection: read callback, queue or listener, async for, send.
 
 Theory of operation
 -------------------
@@ -15,15 +15,19 @@ remove from a plain Python class) and a compiled path end to end.
 Everything that is not per message (control frames, failures, closing, logging) stays in
 :class:`WebSocketConnection`, reached through the hooks at the end of the class, which it
 overrides. Without the extension (no compiler, ``WSDOCTOR_NO_SPEEDUPS=1``, or a core that
-is not compiled either) this same class runs as Python.
+is not compiled either) this same class runs as Python; it then reaches the core only
+through members the compiled core also shows to Python (``_receive``, ``_plain``, ``_out``,
+``_failure`` are public in ``_connection.pxd``), since a stale or missing extension can leave
+this module in Python in front of a compiled core.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from wsdoctor.protocol._errors import ConnectionClosed
 from wsdoctor.protocol._events import CloseReceived, Pong
 
 if TYPE_CHECKING:
@@ -142,6 +146,52 @@ class WireProtocol:
         # The core's ending is set when the transport is lost, with the connection's own.
         if core is None or core.close_sent is not None or core.ending is not None:
             core = self._core_for_send_now()
+        self._send(core, message, "send_now")
+
+    def __aiter__(self) -> WireProtocol:
+        return self
+
+    async def __anext__(self) -> Data:
+        """The next message for ``async for``, which ends quietly on a normal closure.
+
+        A method rather than an async generator, and recv()'s loop written out rather
+        than awaited: one coroutine per message, not a generator frame, its awaitable
+        wrappers and a second coroutine.
+        """
+        messages = self._messages
+        while not messages:
+            try:
+                waiter = self._message_waiter()
+            except ConnectionClosed as exc:
+                if exc.ending.ok:
+                    raise StopAsyncIteration from None
+                raise
+            try:
+                await waiter
+            finally:
+                if self._recv_waiter is waiter:
+                    self._recv_waiter = None
+        message = messages.popleft()
+        if self._paused_reading:
+            self._resume_if_drained()
+        return message
+
+    async def send(self, message: Data | bytearray | memoryview) -> None:
+        """Send one message; waits while the peer reads slower than we write.
+
+        Raises :class:`ConnectionClosed` once the connection is closing or closed.
+        """
+        core = self.core
+        if core is None or core.close_sent is not None or core.ending is not None:
+            core = self._sendable_core()  # raises before the opening handshake is complete
+            if core is None:
+                raise await self._closed_error()
+        self._send(core, message, "send")
+        if self._paused_writing:
+            await self._drain()
+
+    def _send(self, core: Core, message: Data | bytearray | memoryview, name: str) -> None:
+        """What send() and send_now() share: one message to the transport."""
         # core.send_binary() and send_text() written out, for the compiled class's direct call.
         if type(message) is bytes:
             if len(message) >= LARGE and self._write_large(core, 2, message):
@@ -154,7 +204,7 @@ class WireProtocol:
         elif isinstance(message, str):
             data = core._send_message(1, message.encode())
         else:
-            raise TypeError(f"send_now() takes str or bytes, not {type(message).__name__}")
+            raise TypeError(f"{name}() takes str or bytes, not {type(message).__name__}")
         self.messages_out += 1
         transport = self.transport
         if transport is not None and not transport.is_closing():
@@ -224,6 +274,21 @@ class WireProtocol:
         raise NotImplementedError
 
     def _core_for_send_now(self) -> Core:
+        raise NotImplementedError
+
+    def _sendable_core(self) -> Core | None:
+        raise NotImplementedError
+
+    async def _closed_error(self) -> ConnectionClosed:
+        raise NotImplementedError
+
+    async def _drain(self) -> None:
+        raise NotImplementedError
+
+    def _message_waiter(self) -> asyncio.Future[Any]:
+        raise NotImplementedError
+
+    def _resume_if_drained(self) -> None:
         raise NotImplementedError
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from wsdoctor.aio._wire import LARGE, WireProtocol
+from wsdoctor.aio._wire import WireProtocol
 from wsdoctor.protocol._arguments import check_size, check_timeout
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
@@ -322,34 +322,6 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
             self._resume_if_drained()
         return message
 
-    def __aiter__(self) -> WebSocketConnection:
-        return self
-
-    async def __anext__(self) -> Data:
-        """The next message for ``async for``, which ends quietly on a normal closure.
-
-        A method rather than an async generator, and recv()'s loop written out rather
-        than awaited: one coroutine per message, not a generator frame, its awaitable
-        wrappers and a second coroutine.
-        """
-        messages = self._messages
-        while not messages:
-            try:
-                waiter = self._message_waiter()
-            except ConnectionClosed as exc:
-                if exc.ending.ok:
-                    raise StopAsyncIteration from None
-                raise
-            try:
-                await waiter
-            finally:
-                if self._recv_waiter is waiter:
-                    self._recv_waiter = None
-        message = messages.popleft()
-        if self._paused_reading:
-            self._resume_if_drained()
-        return message
-
     def _message_waiter(self) -> asyncio.Future[Any]:
         """What recv() awaits when no message is queued; raises once none can come."""
         if self._listener is not None:
@@ -370,33 +342,6 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
             self._paused_reading = False
             if self.transport is not None and not self._closed.done():
                 self.transport.resume_reading()
-
-    async def send(self, message: Data | bytearray | memoryview) -> None:
-        """Send one message; waits while the peer reads slower than we write.
-
-        Raises :class:`ConnectionClosed` once the connection is closing or closed.
-        """
-        core = self.core  # _sendable_core() written out: this runs once per message
-        if core is None or core.close_sent is not None or self._closed.done():
-            core = self._sendable_core()  # raises before the opening handshake is complete
-            if core is None:
-                raise await self._closed_error()
-        if type(message) is bytes and len(message) >= LARGE and self._write_large(core, 2, message):
-            if self._paused_writing:
-                await self._drain()
-            return
-        if type(message) is bytes or isinstance(message, bytearray | memoryview):
-            data = core.send_binary(message)
-        elif isinstance(message, str):
-            data = core.send_text(message)
-        else:
-            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
-        self.messages_out += 1
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-        if self._paused_writing:
-            await self._drain()
 
     def _core_for_send_now(self) -> Connection:
         """send_now()'s slow path: the core when it may still send, or ConnectionClosed."""

@@ -31,8 +31,10 @@ cdef class Connection:
     cdef int _mask_bit
     cdef bint _expect_masked
     cdef public bytearray _buf
-    cdef bytearray _out
-    cdef object _failure
+    # Public, with _failure and _plain, for the per-message path (aio/_wire.py) when it runs as
+    # Python over the compiled core.
+    cdef public bytearray _out
+    cdef public object _failure
     cdef object _pending_close
     cdef object _local_cause
     cdef object _local_detail
@@ -47,9 +49,9 @@ cdef class Connection:
     cdef bint _frame_fin
     cdef object _frame_mask
     cdef int _frame_offset
-    cdef bint _plain
+    cdef public bint _plain
 
-    cdef list _receive(self, object data, Py_ssize_t n)
+    cpdef list _receive(self, object data, Py_ssize_t n)
 
     cpdef bytes _send_message(self, int opcode, object payload)
 
