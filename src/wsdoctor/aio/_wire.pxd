@@ -10,6 +10,13 @@ cdef Py_ssize_t LARGE
 from wsdoctor.protocol._connection_c cimport Connection
 
 
+cdef class WireProtocol
+
+
+@cython.locals(conn=WireProtocol, core=Connection, sent=Py_ssize_t, skipped=Py_ssize_t)
+cpdef tuple write_plain(object connections, bytes frame, list rest)
+
+
 cdef class WireProtocol:
     cdef public bint is_client
     cdef public Connection core

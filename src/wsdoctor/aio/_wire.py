@@ -32,13 +32,13 @@ from wsdoctor.protocol._events import CloseReceived, Pong
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     # Under another name: the .pxd cimports the compiled Connection as Connection.
     from wsdoctor.protocol._connection import Connection as Core
     from wsdoctor.protocol._ending import Ending
 
-__all__ = ["COMPILED", "LARGE", "WireProtocol"]
+__all__ = ["COMPILED", "LARGE", "WireProtocol", "write_plain"]
 
 Data = str | bytes
 
@@ -292,6 +292,30 @@ class WireProtocol:
         raise NotImplementedError
 
 
+def write_plain(connections: Iterable[Any], frame: bytes, rest: list[Any]) -> tuple[int, int]:
+    """Write ``frame`` to every open server connection without compression: broadcast's common case.
+
+    Returns how many got it and how many were skipped (see ``send_prepared``); the others
+    (clients, which mask, compressing connections, anything that is not a connection)
+    are appended to ``rest`` for the caller to handle. Compiled, the loop and each
+    connection's checks are C, which is what a broadcast to thousands pays per connection.
+    """
+    sent = skipped = 0
+    for ws in connections:
+        if not isinstance(ws, WireProtocol):
+            rest.append(ws)
+            continue
+        conn = ws
+        core = conn.core
+        if core is None or conn.is_client or core.deflate is not None:
+            rest.append(ws)
+        elif conn.send_prepared(frame):
+            sent += 1
+        else:
+            skipped += 1
+    return sent, skipped
+
+
 def _compiled_is_usable() -> bool:
     """The extension exists, was built from this file as it is now, and the core is compiled too."""
     from wsdoctor.protocol._connection import COMPILED as CORE_COMPILED
@@ -325,6 +349,6 @@ def _compiled_is_usable() -> bool:
 # runs both ways.
 COMPILED = False
 if not TYPE_CHECKING and _compiled_is_usable():  # pragma: no cover - covered by the default run, not the pure one
-    from wsdoctor.aio._wire_c import WireProtocol
+    from wsdoctor.aio._wire_c import WireProtocol, write_plain
 
     COMPILED = True

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from wsdoctor.aio._wire import write_plain
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.protocol._connection import unmasked_frame
 from wsdoctor.protocol._deflate import compress_shared
@@ -75,23 +76,18 @@ def broadcast_many(
             raise TypeError(f"broadcast() takes str or bytes, not {type(message).__name__}")
     if not kinds:
         return BroadcastResult(0, 0)
-    plain: bytes | None = None
+    # The common case in compiled code: every open server connection without compression
+    # gets the one plain frame; the rest come back to be served here.
+    plain = b"".join([unmasked_frame(opcode, payload) for opcode, payload in kinds])
+    rest: list[WebSocketConnection] = []
+    sent, skipped = write_plain(connections, plain, rest)
     compressed: dict[tuple[int, int, int, int], bytes] = {}
-    sent = skipped = 0
-    for ws in connections:
+    for ws in rest:
         core = ws.core
-        frame: bytes | None
-        if core is None or ws.is_client:
-            frame = None
-        elif core.deflate is None:
-            if plain is None:
-                plain = b"".join([unmasked_frame(opcode, payload) for opcode, payload in kinds])
-            frame = plain
-        else:
+        frame: bytes | None = None  # built by the connection itself: a client, or a compressor with context
+        if core is not None and not ws.is_client and core.deflate is not None:
             key = core.deflate.shared_key
-            if key is None:
-                frame = None  # its compressor keeps context: it compresses for itself
-            else:
+            if key is not None:
                 frame = compressed.get(key)
                 if frame is None:
                     frame = compressed[key] = b"".join(
