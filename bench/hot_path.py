@@ -1,4 +1,4 @@
-"""The listener path's cost per message, in process: read callback -> core -> listener -> write.
+"""The per-message path's cost, in process: read callback -> core -> listener or task -> write.
 
 End-to-end rows on a shared VM move by more than a change of a few hundred nanoseconds per
 message; this measures only wsdoctor's own code. A server-side connection is fed masked
@@ -7,7 +7,11 @@ binary frames through ``get_buffer``/``buffer_updated`` as a transport would, wi
 is the CPU time per message minus that of copying the frame into the read buffer, as the
 minimum over blocks of 20,000 messages.
 
-    python bench/hot_path.py [--size 64] [--blocks 15]
+``--api awaitable`` measures ``async for message in ws: await ws.send(message)`` instead: a
+driving task feeds one frame and yields (``asyncio.sleep(0)``), the echo task wakes, takes the
+message and sends it; the figure is the CPU time per message minus that of the driving loop alone.
+
+    python bench/hot_path.py [--size 64] [--blocks 15] [--api listener|awaitable]
     PYTHONPATH=/path/to/other/src python bench/hot_path.py   # another tree, for a before/after
 
 ``WSDOCTOR_NO_SPEEDUPS=1`` measures the pure-Python path. A benchmark, not a test.
@@ -72,10 +76,40 @@ def best_per_message(step: Any, blocks: int) -> float:
     return best
 
 
+async def awaitable_path(ws: Any, frame: bytes, blocks: int) -> tuple[float, float]:
+    """(CPU per message with the echo task, CPU per iteration of the driving loop alone)."""
+    n = len(frame)
+
+    async def echo() -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    task = asyncio.get_running_loop().create_task(echo())
+    await asyncio.sleep(0)
+
+    async def drive(feed: bool) -> float:
+        best = float("inf")
+        for _ in range(blocks):
+            t0 = time.process_time()
+            for _ in range(PER_BLOCK):
+                if feed:
+                    ws.get_buffer(-1)[:n] = frame
+                    ws.buffer_updated(n)
+                await asyncio.sleep(0)
+            best = min(best, (time.process_time() - t0) / PER_BLOCK)
+        return best
+
+    total = await drive(True)
+    alone = await drive(False)
+    task.cancel()
+    return total, alone
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=15)
+    parser.add_argument("--api", choices=["listener", "awaitable"], default="listener")
     args = parser.parse_args()
 
     import wsdoctor.protocol._connection as core_module
@@ -84,25 +118,28 @@ async def main() -> None:
     ws = WebSocketConnection(is_client=False, ping_interval=None)
     ws.connection_made(NullTransport())  # type: ignore[arg-type]
     ws.attach(core_module.Connection(False), b"")
-    ws.listen(ws.send_now)
     frame = client_frame(os.urandom(args.size))
     n = len(frame)
+    if args.api == "awaitable":
+        total, copy = await awaitable_path(ws, frame, args.blocks)
+    else:
+        ws.listen(ws.send_now)
 
-    def copy_in() -> None:
-        ws.get_buffer(-1)[:n] = frame
+        def copy_in() -> None:
+            ws.get_buffer(-1)[:n] = frame
 
-    def one_message() -> None:
-        ws.get_buffer(-1)[:n] = frame
-        ws.buffer_updated(n)
+        def one_message() -> None:
+            ws.get_buffer(-1)[:n] = frame
+            ws.buffer_updated(n)
 
-    total = best_per_message(one_message, args.blocks)
-    copy = best_per_message(copy_in, args.blocks)
+        total = best_per_message(one_message, args.blocks)
+        copy = best_per_message(copy_in, args.blocks)
     try:  # an older tree has no separate per-message module
         from wsdoctor.aio._wire import COMPILED as wire_compiled
     except ImportError:
         wire_compiled = False
     print(
-        f"{args.size} B: {(total - copy) * 1e6:.3f} µs per message "
+        f"{args.api}, {args.size} B: {(total - copy) * 1e6:.3f} µs per message "
         f"(core compiled: {core_module.COMPILED}, per-message path compiled: {wire_compiled})"
     )
 
