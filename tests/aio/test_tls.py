@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 
 import wsdoctor
 from _helpers import echo
@@ -344,3 +345,34 @@ async def test_client_certificate_the_server_does_not_trust(pki: Pki, version: s
     ending = await dial_failure(only(pki.requiring_client_cert([HOST]), version), client_ctx)
     assert (ending.code, ending.cause) == (1015, "tls.client_cert_required")
     assert "or one the server does not accept" in ending.detail
+
+
+@pytest.mark.parametrize("api", ["send", "send_now"])
+def test_large_messages_over_tls(pki: Pki, api: str) -> None:
+    # A large bytes message leaves as its header and the payload in one writelines()
+    # (aio/_wire.py): over TLS that call goes to the SSL transport, which must keep the
+    # two parts in order and whole; asyncio's and uvloop's SSL transports both.
+    sizes = [40_000, 65_536, 1_500_000]
+
+    async def handler(ws: wsdoctor.WebSocketConnection) -> None:
+        for n in sizes:
+            payload = bytes([n % 251]) * n
+            if api == "send":
+                await ws.send(payload)
+            else:
+                ws.send_now(payload)
+        await ws.wait_closed()
+
+    async def scenario() -> None:
+        async with (
+            asyncio.timeout(20),
+            wsdoctor.serve(handler, HOST, 0, ssl=pki.healthy([HOST]), max_size=1 << 22) as server,
+        ):
+            async with wsdoctor.connect(
+                f"wss://{HOST}:{server.port_number}/", ssl=pki.client_context(), max_size=1 << 22
+            ) as ws:
+                for n in sizes:
+                    assert await ws.recv() == bytes([n % 251]) * n
+
+    asyncio.run(scenario())
+    uvloop.run(scenario())
