@@ -121,6 +121,29 @@ payload_at(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* The header's length forms (RFC 6455 5.2): n in 7, 16 or 64 bits. Returns the header's size. */
+static Py_ssize_t
+write_header(unsigned char *out, unsigned char b0, unsigned char mask_bit, Py_ssize_t n)
+{
+    out[0] = b0;
+    if (n < 126) {
+        out[1] = mask_bit | (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        out[1] = mask_bit | 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)n;
+        return 4;
+    }
+    uint64_t len = (uint64_t)n;
+    out[1] = mask_bit | 127;
+    for (int i = 0; i < 8; i++) {
+        out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+    }
+    return 10;
+}
+
 /*
  * frame(first_byte, payload, key): one whole frame as bytes, header and payload in one
  * allocation; masked with the 4-byte key (a client's frame) unless key is None.
@@ -158,25 +181,12 @@ frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_ssize_t n = data.len;
-    Py_ssize_t hlen = n < 126 ? 2 : (n < 65536 ? 4 : 10);
+    unsigned char head[10];
+    Py_ssize_t hlen = write_header(head, (unsigned char)b0, masked ? 0x80 : 0, n);
     PyObject *result = PyBytes_FromStringAndSize(NULL, hlen + (masked ? 4 : 0) + n);
     if (result != NULL) {
         unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-        unsigned char mask_bit = masked ? 0x80 : 0;
-        out[0] = (unsigned char)b0;
-        if (n < 126) {
-            out[1] = mask_bit | (unsigned char)n;
-        } else if (n < 65536) {
-            out[1] = mask_bit | 126;
-            out[2] = (unsigned char)(n >> 8);
-            out[3] = (unsigned char)n;
-        } else {
-            uint64_t len = (uint64_t)n;
-            out[1] = mask_bit | 127;
-            for (int i = 0; i < 8; i++) {
-                out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-            }
-        }
+        memcpy(out, head, hlen);
         out += hlen;
         if (masked) {
             memcpy(out, key.buf, 4);
@@ -217,24 +227,7 @@ header(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     unsigned char out[10];
-    Py_ssize_t hlen;
-    out[0] = (unsigned char)b0;
-    if (n < 126) {
-        out[1] = (unsigned char)n;
-        hlen = 2;
-    } else if (n < 65536) {
-        out[1] = 126;
-        out[2] = (unsigned char)(n >> 8);
-        out[3] = (unsigned char)n;
-        hlen = 4;
-    } else {
-        uint64_t len = (uint64_t)n;
-        out[1] = 127;
-        for (int i = 0; i < 8; i++) {
-            out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-        }
-        hlen = 10;
-    }
+    Py_ssize_t hlen = write_header(out, (unsigned char)b0, 0, n);
     return PyBytes_FromStringAndSize((const char *)out, hlen);
 }
 
