@@ -36,7 +36,7 @@ cdef class WireProtocol:
     @cython.locals(core=Connection)
     cpdef send_now(self, message)
 
-    @cython.locals(data=bytes)
+    @cython.locals(data=bytes, head=bytes)
     cdef _send(self, Connection core, object message, str name)
 
     @cython.locals(core=Connection, events=list)
@@ -45,4 +45,3 @@ cdef class WireProtocol:
     @cython.locals(core=Connection)
     cpdef bint send_prepared(self, frame, message=*) except -1
 
-    cpdef bint _write_large(self, Connection core, int opcode, bytes payload) except -1

@@ -43,7 +43,7 @@ __all__ = ["COMPILED", "LARGE", "WireProtocol", "write_plain"]
 Data = str | bytes
 
 # From this size a message's payload is written as it is, after its header, rather than
-# copied into a frame (see _write_large): below it, the copy costs less than a second buffer.
+# copied into a frame (see _send): below it, the copy costs less than a second buffer.
 LARGE = 1 << 15
 
 
@@ -193,10 +193,15 @@ class WireProtocol:
     def _send(self, core: Core, message: Data | bytearray | memoryview, name: str) -> None:
         """What send() and send_now() share: one message to the transport."""
         # core.send_binary() and send_text() written out, for the compiled class's direct call.
+        head = None
         if type(message) is bytes:
-            if len(message) >= LARGE and self._write_large(core, 2, message):
-                return
-            data = core._send_message(2, message)
+            # A large message leaves as its header and the payload itself: only bytes,
+            # which cannot change while the transport still holds them (a bytearray could).
+            # One writelines() is one system call on uvloop, which keeps a reference to what
+            # it cannot send at once; asyncio's own transports join the two.
+            if len(message) >= LARGE:
+                head = core.header_for(2, message)  # None when the frame must be built whole
+            data = core._send_message(2, message) if head is None else message
         elif type(message) is str:
             data = core._send_message(1, message.encode())
         elif isinstance(message, bytearray | memoryview):
@@ -208,23 +213,10 @@ class WireProtocol:
         self.messages_out += 1
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def _write_large(self, core: Core, opcode: int, payload: bytes) -> bool:
-        """Write a large message as its header and the payload itself; False if it needs a whole frame.
-
-        Only for ``bytes``, which cannot change while the transport still holds them (a
-        bytearray could). One ``writelines`` is one system call on uvloop, which keeps a
-        reference where it cannot send at once; asyncio's own transports join the two.
-        """
-        head = core.header_for(opcode, payload)
-        if head is None:
-            return False
-        self.messages_out += 1
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.writelines((head, payload))
-        return True
+            if head is None:
+                transport.write(data)
+            else:
+                transport.writelines((head, data))
 
     def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
         """Write a data frame built once for many connections, without waiting.

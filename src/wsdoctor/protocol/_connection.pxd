@@ -55,6 +55,8 @@ cdef class Connection:
 
     cpdef bytes _send_message(self, int opcode, object payload)
 
+    cdef int _check_sendable(self, str what) except -1
+
     cpdef bytes header_for(self, int opcode, bytes payload)
 
     @cython.locals(

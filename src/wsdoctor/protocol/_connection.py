@@ -171,14 +171,18 @@ class Connection:
         return self._send_message(_OP_BINARY, data)
 
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
-        if self.close_sent is not None or self.state is _CLOSED:
-            raise LocalProtocolError("cannot send a message after the Close frame was sent")
+        self._check_sendable("a message")
         rsv1 = False
         if self.deflate is not None:
             compressed = self.deflate.compress(payload)
             if compressed is not None:
                 payload, rsv1 = compressed, True
         return self._frame(opcode, payload, True, rsv1)
+
+    def _check_sendable(self, what: str) -> None:
+        """Refuse to build anything once our Close frame is out or the connection is closed."""
+        if self.close_sent is not None or self.state is _CLOSED:
+            raise LocalProtocolError(f"cannot send {what} after the Close frame was sent")
 
     def header_for(self, opcode: int, payload: bytes) -> bytes | None:
         """The header alone of one whole message's frame, when the payload goes out as it is.
@@ -190,8 +194,7 @@ class Connection:
         """
         if self._mask_bit or self.deflate is not None:
             return None
-        if self.close_sent is not None or self.state is _CLOSED:
-            raise LocalProtocolError("cannot send a message after the Close frame was sent")
+        self._check_sendable("a message")
         return header(0x80 | opcode, len(payload))
 
     def send_frame(
@@ -202,8 +205,7 @@ class Connection:
         No compression is applied and no fragmentation rule is checked: the caller
         owns the sequence of frames it builds this way.
         """
-        if self.close_sent is not None or self.state is _CLOSED:
-            raise LocalProtocolError("cannot send a frame after the Close frame was sent")
+        self._check_sendable("a frame")
         return self._frame(opcode, payload, fin, rsv1)
 
     def send_ping(self, payload: bytes = b"") -> bytes:
@@ -217,8 +219,7 @@ class Connection:
     def _control_frame(self, opcode: int, payload: bytes) -> bytes:
         if len(payload) > 125:
             raise LocalProtocolError(f"a control frame payload is at most 125 bytes, got {len(payload)}")
-        if self.close_sent is not None or self.state is _CLOSED:
-            raise LocalProtocolError("cannot send a control frame after the Close frame was sent")
+        self._check_sendable("a control frame")
         return self._frame(opcode, payload, True, False)
 
     def send_close(
