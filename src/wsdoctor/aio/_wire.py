@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from wsdoctor.protocol._connection import Connection as Core
     from wsdoctor.protocol._ending import Ending
 
-__all__ = ["COMPILED", "LARGE", "WireProtocol", "write_plain"]
+__all__ = ["COMPILED", "LARGE", "Data", "WireProtocol", "write_plain"]
 
-Data = str | bytes
+Data = str | bytes  # a message: text or binary
 
 # From this size a message's payload is written as it is, after its header, rather than
 # copied into a frame (see _send): below it, the copy costs less than a second buffer.

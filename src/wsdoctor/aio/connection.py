@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from wsdoctor.aio._wire import WireProtocol
+from wsdoctor.aio._wire import Data, WireProtocol
 from wsdoctor.protocol._arguments import check_size, check_timeout
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._deflate import PerMessageDeflate
@@ -32,8 +32,6 @@ from wsdoctor.protocol._ending import Ending
 from wsdoctor.protocol._errors import ConnectionClosed, closed_exception
 
 __all__ = ["Limits", "WebSocketConnection"]
-
-Data = str | bytes
 
 _READ_SIZE = 256 * 1024
 _thread_buffers = threading.local()

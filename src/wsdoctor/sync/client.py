@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
+from wsdoctor.aio._wire import Data
 from wsdoctor.aio.client import connect as aio_connect
 from wsdoctor.aio.connection import WebSocketConnection
 from wsdoctor.protocol._ending import Ending
@@ -31,7 +32,6 @@ from wsdoctor.protocol._errors import ConnectionClosedOK, DialError, closed_exce
 __all__ = ["ClientConnection", "connect"]
 
 T = TypeVar("T")
-Data = str | bytes
 
 
 class _LoopThread:
