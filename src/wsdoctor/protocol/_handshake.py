@@ -174,6 +174,29 @@ def tls_port_failure(detail: str) -> HandshakeError:
     )
 
 
+class _FirstBytes:
+    """A stream's first bytes, held back until three of them can tell TLS from HTTP.
+
+    Both sides of the handshake check the first bytes for a TLS record (the wrong
+    scheme) before any HTTP parser sees them; this is the holding back they share.
+    """
+
+    __slots__ = ("held", "waiting")
+
+    def __init__(self) -> None:
+        self.held = b""
+        self.waiting = True
+
+    def take(self, data: bytes) -> bytes | None:
+        """Everything held so far once three bytes have come (then never again); None before."""
+        self.held += data
+        if len(self.held) < 3:
+            return None
+        self.waiting = False
+        data, self.held = self.held, b""
+        return data
+
+
 def looks_like_tls(data: bytes) -> bool:
     """True when ``data`` starts like a TLS record: a handshake (0x16) or alert (0x15), version 3.x.
 
@@ -340,8 +363,7 @@ class ClientHandshake:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_size)
         self._response: h11.Response | h11.InformationalResponse | None = None
         self._body = bytearray()
-        self._first = True
-        self._prefix = b""
+        self._first = _FirstBytes()
         # Called once the head of a non-101 response has arrived: the caller then waits
         # only a short while for its body, which exists to say why the upgrade was refused.
         self.on_head: Callable[[], None] | None = None
@@ -379,13 +401,11 @@ class ClientHandshake:
         A TLS record as the first bytes means the URL says ws:// but the port speaks TLS:
         that is reported as such (``http.tls_port``), not as malformed HTTP.
         """
-        if self._first:
-            # Hold the first bytes back until three of them tell TLS from HTTP.
-            self._prefix += data
-            if len(self._prefix) < 3:
+        if self._first.waiting:
+            first = self._first.take(data)
+            if first is None:
                 return None
-            self._first = False
-            data, self._prefix = self._prefix, b""
+            data = first
             if looks_like_tls(data):
                 raise tls_port_failure(f"the server answered with a TLS record ({data[:3].hex(' ')}), not HTTP")
         if data:  # h11 takes b"" for the end of the stream; that is receive_eof()'s job
@@ -537,8 +557,7 @@ class ServerHandshake:
         # holds its bytes until the head is complete, None once h11 has taken over.
         self._head: bytearray | None = bytearray()
         self._fast = False
-        self._first = True
-        self._prefix = b""
+        self._first = _FirstBytes()
 
     def receive_data(self, data: bytes) -> Request | None:
         """Feed request bytes; returns the Request once its head is complete.
@@ -547,13 +566,11 @@ class ServerHandshake:
         plain port: it is reported as such, and the server closes without an HTTP
         answer, which a TLS client could not read anyway.
         """
-        if self._first:
-            # Hold the first bytes back until three of them tell TLS from HTTP.
-            self._prefix += data
-            if len(self._prefix) < 3:
+        if self._first.waiting:
+            first = self._first.take(data)
+            if first is None:
                 return None
-            self._first = False
-            data, self._prefix = self._prefix, b""
+            data = first
             if looks_like_tls(data):
                 raise HandshakeFailed(
                     400,
@@ -606,8 +623,8 @@ class ServerHandshake:
         return Request("GET", target, headers, "1.1")
 
     def receive_eof(self) -> Request | None:
-        pending = self._prefix + (bytes(self._head) if self._head is not None else b"")
-        self._prefix, self._head = b"", None
+        pending = self._first.held + (bytes(self._head) if self._head is not None else b"")
+        self._first.held, self._head = b"", None
         if pending:
             self._parser().receive_data(pending)
         self._parser().receive_data(b"")
