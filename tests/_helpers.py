@@ -147,6 +147,20 @@ async def echo(ws: WebSocketConnection) -> None:
         await ws.send(message)
 
 
+def sized(n: int) -> bytes:
+    """A payload of ``n`` bytes that its length makes recognisable (no two sizes share a byte)."""
+    return bytes([n % 251]) * n
+
+
+async def send_sized(ws: WebSocketConnection, sizes: list[int], api: str) -> None:
+    """Send ``sized(n)`` for each size, with ``send()`` or, for ``api="send_now"``, ``send_now()``."""
+    for n in sizes:
+        if api == "send":
+            await ws.send(sized(n))
+        else:
+            ws.send_now(sized(n))
+
+
 def ending_catcher() -> tuple[asyncio.Future[wsdoctor.Ending], Callable[[WebSocketConnection], Awaitable[None]]]:
     """A server handler that waits for a message that never comes, and the future that gets its ending.
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 import wsdoctor
+from _helpers import send_sized, sized
 from wsdoctor import ConnectionClosed, WebSocketConnection
 
 
@@ -99,12 +100,7 @@ async def test_large_messages_leave_as_header_and_payload_intact(api: str) -> No
     mutable = bytearray(b"m" * (LARGE + 10))
 
     async def handler(ws: WebSocketConnection) -> None:
-        for n in sizes:
-            payload = bytes([n % 251]) * n
-            if api == "send":
-                await ws.send(payload)
-            else:
-                ws.send_now(payload)
+        await send_sized(ws, sizes, api)
         ws.send_now(mutable)
         mutable[:] = b"x" * len(mutable)
         await ws.wait_closed()
@@ -112,6 +108,6 @@ async def test_large_messages_leave_as_header_and_payload_intact(api: str) -> No
     async with asyncio.timeout(20), wsdoctor.serve(handler, "127.0.0.1", 0, max_size=1 << 23) as server:
         async with wsdoctor.connect(url(server), max_size=1 << 23) as ws:
             for n in sizes:
-                assert await ws.recv() == bytes([n % 251]) * n
+                assert await ws.recv() == sized(n)
             assert await ws.recv() == b"m" * (LARGE + 10)
             assert ws.messages_in == len(sizes) + 1

@@ -15,7 +15,7 @@ import pytest
 import uvloop
 
 import wsdoctor
-from _helpers import echo
+from _helpers import echo, send_sized, sized
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 
@@ -355,12 +355,7 @@ def test_large_messages_over_tls(pki: Pki, api: str) -> None:
     sizes = [40_000, 65_536, 1_500_000]
 
     async def handler(ws: wsdoctor.WebSocketConnection) -> None:
-        for n in sizes:
-            payload = bytes([n % 251]) * n
-            if api == "send":
-                await ws.send(payload)
-            else:
-                ws.send_now(payload)
+        await send_sized(ws, sizes, api)
         await ws.wait_closed()
 
     async def scenario() -> None:
@@ -372,7 +367,7 @@ def test_large_messages_over_tls(pki: Pki, api: str) -> None:
                 f"wss://{HOST}:{server.port_number}/", ssl=pki.client_context(), max_size=1 << 22
             ) as ws:
                 for n in sizes:
-                    assert await ws.recv() == bytes([n % 251]) * n
+                    assert await ws.recv() == sized(n)
 
     asyncio.run(scenario())
     uvloop.run(scenario())
