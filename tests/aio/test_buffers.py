@@ -210,3 +210,55 @@ def test_frames_sent_with_the_upgrade_request_are_all_echoed_in_order() -> None:
                 sock.close()
 
     on_both_loops(scenario)
+
+
+def test_a_large_frame_is_read_straight_into_its_message() -> None:
+    """After its first piece, the rest of a large frame is read into the message itself, not the shared buffer."""
+
+    async def scenario() -> None:
+        received: list[bytes] = []
+        done = asyncio.Event()
+        holder: list[WebSocketConnection] = []
+
+        async def handler(ws: WebSocketConnection) -> None:
+            holder.append(ws)
+            async for message in ws:
+                assert isinstance(message, bytes)
+                received.append(message)
+                if len(received) == 2:
+                    done.set()
+
+        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
+            loop = asyncio.get_running_loop()
+            sock = socket.create_connection(("127.0.0.1", server.port_number))
+            sock.setblocking(False)
+            try:
+                await loop.sock_sendall(
+                    sock,
+                    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                )
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await loop.sock_recv(sock, 4096)
+                assert head.startswith(b"HTTP/1.1 101")
+                payload, after = os.urandom(900_000), os.urandom(10)
+                builder = Connection(True)  # a real masking key, so the phase across reads matters
+                stream = builder.send_binary(payload) + builder.send_binary(after)
+                await loop.sock_sendall(sock, stream[:5001])
+                while not holder or holder[0].core is None or holder[0].core._sink is None:
+                    await asyncio.sleep(0.01)
+                ws = holder[0]
+                missing = 10 + 4 + len(payload) - 5001  # header, key, payload
+                assert ws.core is not None and ws.core._sink.remaining == missing
+                assert len(ws.get_buffer(-1)) == missing, "the transport reads into the message"
+                for at in range(5001, len(stream), 200_000):
+                    await loop.sock_sendall(sock, stream[at : at + 200_000])
+                    await asyncio.sleep(0.01)
+                await done.wait()
+                assert received == [payload, after]
+                assert ws.core._sink is None
+            finally:
+                sock.close()
+
+    on_both_loops(scenario)

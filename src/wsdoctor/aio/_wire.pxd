@@ -29,7 +29,9 @@ cdef class WireProtocol:
     cdef public bint _paused_reading
     cdef public bint _paused_writing
     cdef public bint _fragmenting
+    cdef public bint _into_sink
     cdef public object _listener
+    cdef public object _loop
     cdef public object _closed
     cdef public object _rview
 
@@ -38,6 +40,12 @@ cdef class WireProtocol:
 
     @cython.locals(data=bytes, head=bytes)
     cdef _send(self, Connection core, object message, str name)
+
+    @cython.locals(core=Connection)
+    cpdef object _message_waiter(self)
+
+    @cython.locals(core=Connection)
+    cpdef get_buffer(self, Py_ssize_t sizehint)
 
     @cython.locals(core=Connection, events=list)
     cpdef buffer_updated(self, Py_ssize_t nbytes)

@@ -53,7 +53,9 @@ class WireProtocol:
     __slots__ = (
         "_closed",
         "_fragmenting",
+        "_into_sink",
         "_listener",
+        "_loop",
         "_messages",
         "_paused_reading",
         "_paused_writing",
@@ -68,8 +70,14 @@ class WireProtocol:
     )
 
     def __init__(
-        self, is_client: bool, rview: memoryview, closed: asyncio.Future[Ending], max_queue: int | None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        is_client: bool,
+        rview: memoryview,
+        closed: asyncio.Future[Ending],
+        max_queue: int | None,
     ) -> None:
+        self._loop = loop
         self.is_client = is_client
         self.core: Core | None = None
         self.transport: asyncio.Transport | None = None
@@ -87,8 +95,18 @@ class WireProtocol:
         # The transport reads into the thread's shared buffer; the core parses it in
         # place and copies out only what it keeps.
         self._rview = rview
+        self._into_sink = False  # the last get_buffer() was the core's sink_view()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        # The rest of a large frame goes straight into the bytes object it will be
+        # delivered as (the core's PayloadSink); everything else into the shared buffer.
+        core = self.core
+        if core is not None and core._sink is not None:
+            view = core.sink_view()
+            if view is not None:
+                self._into_sink = True
+                return view
+        self._into_sink = False
         return self._rview
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -100,7 +118,11 @@ class WireProtocol:
             return
         # core.receive_plain() written out, so that the compiled class calls the core's C method.
         core._plain = True  # a data message comes as its str or bytes
-        events = core._receive(self._rview, nbytes)
+        if self._into_sink:
+            self._into_sink = False
+            events = core.sink_received(nbytes)
+        else:
+            events = core._receive(self._rview, nbytes)
         if events:
             messages = self._messages
             listener = self._listener
@@ -147,6 +169,44 @@ class WireProtocol:
         if core is None or core.close_sent is not None or core.ending is not None:
             core = self._core_for_send_now()
         self._send(core, message, "send_now")
+
+    async def recv(self) -> Data:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises :class:`ConnectionClosedOK` or :class:`ConnectionClosedError` (with the
+        ending) once the connection has ended and every received message was read.
+        """
+        messages = self._messages
+        while not messages:
+            waiter = self._message_waiter()
+            try:
+                await waiter
+            finally:
+                if self._recv_waiter is waiter:
+                    self._recv_waiter = None
+        message = messages.popleft()
+        if self._paused_reading:
+            self._resume_if_drained()
+        return message
+
+    def _message_waiter(self) -> asyncio.Future[Any]:
+        """What recv() and ``async for`` await when no message is queued.
+
+        The usual case, an open connection with no other reader, is decided here; the
+        others (a listener, a Close received, the end, a second reader) by the hook.
+        """
+        core = self.core
+        if (
+            self._recv_waiter is None
+            and self._listener is None
+            and core is not None
+            and core.close_received is None
+            and not self._closed.done()
+        ):
+            waiter: asyncio.Future[Any] = self._loop.create_future()
+            self._recv_waiter = waiter
+            return waiter
+        return self._unusual_waiter()
 
     def __aiter__(self) -> WireProtocol:
         return self
@@ -277,7 +337,7 @@ class WireProtocol:
     async def _drain(self) -> None:
         raise NotImplementedError
 
-    def _message_waiter(self) -> asyncio.Future[Any]:
+    def _unusual_waiter(self) -> asyncio.Future[Any]:
         raise NotImplementedError
 
     def _resume_if_drained(self) -> None:

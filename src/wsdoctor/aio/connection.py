@@ -120,7 +120,6 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         "_eof_detail",
         "_handshake_receiver",
         "_keepalive",
-        "_loop",
         "_ping_counter",
         "_pings",
         "close_timeout",
@@ -151,8 +150,8 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         close_timeout: float = 10.0,
         logger: logging.Logger | None = None,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
-        WireProtocol.__init__(self, is_client, _receive_buffer(), self._loop.create_future(), max_queue)
+        loop = asyncio.get_running_loop()
+        WireProtocol.__init__(self, loop, is_client, _receive_buffer(), loop.create_future(), max_queue)
         self.write_limit = write_limit
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -301,27 +300,8 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         """Wait until the connection has ended; returns its ending."""
         return await asyncio.shield(self._closed)
 
-    async def recv(self) -> Data:
-        """The next message: ``str`` for text, ``bytes`` for binary.
-
-        Raises :class:`ConnectionClosedOK` or :class:`ConnectionClosedError` (with the
-        ending) once the connection has ended and every received message was read.
-        """
-        messages = self._messages
-        while not messages:
-            waiter = self._message_waiter()
-            try:
-                await waiter
-            finally:
-                if self._recv_waiter is waiter:
-                    self._recv_waiter = None
-        message = messages.popleft()
-        if self._paused_reading:
-            self._resume_if_drained()
-        return message
-
-    def _message_waiter(self) -> asyncio.Future[Any]:
-        """What recv() awaits when no message is queued; raises once none can come."""
+    def _unusual_waiter(self) -> asyncio.Future[Any]:
+        """What recv() awaits when the usual case does not hold; raises once no message can come."""
         if self._listener is not None:
             raise RuntimeError("messages go to the listener set with listen(), not to recv()")
         if self._closed.done():

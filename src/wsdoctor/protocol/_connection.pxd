@@ -10,6 +10,7 @@ import cython
 cdef int _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG
 cdef bytes _keys
 cdef Py_ssize_t _key_at
+cdef Py_ssize_t _SINK_MIN, _SINK_MAX, _SINK_DIRECT
 cdef object _CLOSED
 
 @cython.locals(at=Py_ssize_t)
@@ -49,9 +50,15 @@ cdef class Connection:
     cdef bint _frame_fin
     cdef object _frame_mask
     cdef int _frame_offset
+    cdef public object _sink
     cdef public bint _plain
 
     cpdef list _receive(self, object data, Py_ssize_t n)
+
+    cpdef object sink_view(self)
+
+    @cython.locals(remaining=cython.ulonglong)
+    cpdef list sink_received(self, Py_ssize_t n)
 
     cpdef bytes _send_message(self, int opcode, object payload)
 

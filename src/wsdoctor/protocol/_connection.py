@@ -37,7 +37,7 @@ from wsdoctor.knowledge import is_sendable
 from wsdoctor.protocol._ending import CloseFrame, Ending, Initiator
 from wsdoctor.protocol._errors import InvalidCloseCode, LocalProtocolError, ProtocolError
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
-from wsdoctor.protocol._mask import apply_mask, frame, header, payload_at
+from wsdoctor.protocol._mask import PayloadSink, apply_mask, frame, header, payload_at
 
 if TYPE_CHECKING:
     from wsdoctor.protocol._deflate import PerMessageDeflate
@@ -70,6 +70,19 @@ _KNOWN_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
 _unpack_u64 = struct.Struct("!Q").unpack_from
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+# A binary message in one frame of at least _SINK_MIN bytes that has not all arrived is
+# received into its final bytes object (a PayloadSink) rather than assembled from pieces
+# afterwards: one copy of the payload instead of two, and no allocation per read. Up to
+# _SINK_MAX bytes only, since the whole length is allocated at the header (max_size bounds
+# it too; this bounds it when max_size is None). Text keeps the incremental decoder, which
+# fails a message at its first invalid byte rather than at its end.
+_SINK_MIN = 1 << 14
+_SINK_MAX = 1 << 26
+# sink_view() offers the transport the rest of the payload to read into only while at least
+# this much is missing: a read that stops at the frame's end cannot take the next frames
+# with it, which for a small tail costs more than copying it.
+_SINK_DIRECT = 1 << 14
 
 
 # Masking keys must be unpredictable (RFC 6455 10.3): they come from os.urandom, but
@@ -158,6 +171,7 @@ class Connection:
         self._frame_fin = False
         self._frame_mask: bytes | None = None
         self._frame_offset = 0
+        self._sink: PayloadSink | None = None  # that frame's payload, when it is a sink's
         self._plain = False  # set by receive_data / receive_plain for the call in progress
 
     # ------------------------------------------------------------------ sending
@@ -402,6 +416,15 @@ class Connection:
                 take = n - pos
                 if remaining < take:
                     take = remaining
+                sink = self._sink
+                if sink is not None:
+                    sink.write(src, pos, pos + take)
+                    pos += take
+                    self._frame_remaining = remaining - take
+                    if remaining == take:
+                        self._sink = None
+                        self._data(sink.take(), True, events)
+                    continue
                 chunk = mv[pos : pos + take]
                 pos += take
                 self._frame_remaining = remaining - take
@@ -475,9 +498,40 @@ class Connection:
                 self._frame_fin = bool(fin)
                 self._frame_mask = bytes(src[start - 4 : start]) if masked else None
                 self._frame_offset = 0
-                if length == 0:  # pragma: no cover - a zero-length frame always fits
-                    break
+                if fin and opcode == _OP_BINARY and not self._msg_compressed and _SINK_MIN <= length <= _SINK_MAX:
+                    self._sink = PayloadSink(length, self._frame_mask)
         return pos
+
+    def sink_view(self) -> memoryview | None:
+        """Where the transport may read the rest of a large frame straight into, or None.
+
+        When a large binary frame is partly received, its payload is filling its final
+        bytes object; reading the rest directly into it (then :meth:`sink_received`) saves
+        the copy out of the read buffer. None when there is no such frame, or when little
+        of it is missing: then read into a buffer of your own and call :meth:`receive_data`.
+        """
+        sink = self._sink
+        if sink is None or sink.remaining < _SINK_DIRECT or self._failure is not None:
+            return None
+        return sink.view()
+
+    def sink_received(self, n: int) -> list[Any]:
+        """``n`` bytes were read into the last :meth:`sink_view`; the events they complete.
+
+        Messages come as :meth:`receive_data` gives them, or as their values after
+        :meth:`receive_plain` (the last of the two called decides).
+        """
+        events: list[Any] = []
+        sink = self._sink
+        if sink is None:
+            raise LocalProtocolError("sink_received() without a sink_view() to read into")
+        sink.filled(n)
+        remaining = self._frame_remaining - n
+        self._frame_remaining = remaining
+        if not remaining:
+            self._sink = None
+            self._data(sink.take(), True, events)
+        return events
 
     def _check_rsv(self, b0: int, opcode: int) -> None:
         if b0 & 0x30:

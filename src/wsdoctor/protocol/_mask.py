@@ -12,6 +12,8 @@ import struct
 
 __all__ = [
     "SPEEDUPS",
+    "PayloadSink",
+    "PyPayloadSink",
     "apply_mask",
     "frame",
     "header",
@@ -70,10 +72,78 @@ def py_frame(first_byte: int, payload: bytes | bytearray | memoryview, key: byte
     return b"".join((_header(first_byte, len(payload), 0x80), key, py_apply_mask(payload, key)))
 
 
+class PyPayloadSink:
+    """A large frame's payload filled in place, unmasked as it lands (see _speedups.c).
+
+    The pure-Python version fills a ``bytearray`` and copies it into ``bytes`` once at the
+    end; the C version fills the delivered ``bytes`` object itself.
+    """
+
+    __slots__ = ("_data", "_filled", "_key", "_taken")
+
+    def __init__(self, length: int, key: bytes | None) -> None:
+        if length < 0:
+            raise ValueError("PayloadSink: the length cannot be negative")
+        if key is not None and len(key) != 4:
+            raise ValueError("mask must contain 4 bytes")
+        self._data = bytearray(length)
+        self._filled = 0
+        self._key = key
+        self._taken = False
+
+    @property
+    def remaining(self) -> int:
+        return len(self._data) - self._filled
+
+    def _room(self, n: int) -> int:
+        if self._taken:
+            raise ValueError("PayloadSink: the payload was already taken")
+        if n < 0 or n > len(self._data) - self._filled:
+            raise ValueError("PayloadSink: more bytes than the payload has room for")
+        return self._filled
+
+    def _unmask(self, at: int, n: int) -> None:
+        key = self._key
+        if key is not None and n:
+            turned = bytes(key[(at + i) & 3] for i in range(4))
+            self._data[at : at + n] = py_apply_mask(memoryview(self._data)[at : at + n], turned)
+
+    def write(self, buffer: bytes | bytearray | memoryview, start: int, end: int) -> None:
+        """Copy ``buffer[start:end]`` in after what is already filled, unmasked."""
+        if start < 0 or end < start or end > len(buffer):
+            raise ValueError("write(): start and end are outside the buffer")
+        at = self._room(end - start)
+        with memoryview(buffer) as view:
+            self._data[at : at + end - start] = view[start:end]
+        self._unmask(at, end - start)
+        self._filled = at + end - start
+
+    def filled(self, n: int) -> None:
+        """``n`` more bytes were written into the last :meth:`view`; unmask them."""
+        at = self._room(n)
+        self._unmask(at, n)
+        self._filled = at + n
+
+    def view(self) -> memoryview:
+        """A writable view of the part not yet filled."""
+        if self._taken:
+            raise BufferError("PayloadSink: the payload was already taken")
+        return memoryview(self._data)[self._filled :]
+
+    def take(self) -> bytes:
+        """The complete payload, once."""
+        if self._taken or self._filled != len(self._data):
+            raise ValueError("take(): the payload is not complete, or was already taken")
+        self._taken = True
+        data = bytes(self._data)
+        self._data = bytearray()
+        return data
+
+
 try:
     if os.environ.get("WSDOCTOR_NO_SPEEDUPS"):  # the test suite runs the core both ways
         raise ImportError("disabled by WSDOCTOR_NO_SPEEDUPS")
-    from wsdoctor.protocol._speedups import apply_mask, frame, header, payload_at
+    from wsdoctor.protocol._speedups import PayloadSink, apply_mask, frame, header, payload_at
 
     SPEEDUPS = True
 except ImportError:
@@ -81,4 +151,5 @@ except ImportError:
     frame = py_frame
     header = py_header
     payload_at = py_payload_at
+    PayloadSink = PyPayloadSink  # type: ignore[misc,assignment]
     SPEEDUPS = False

@@ -231,6 +231,227 @@ header(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyBytes_FromStringAndSize((const char *)out, hlen);
 }
 
+/*
+ * PayloadSink(length, key): a large frame's payload received straight into the bytes object that
+ * will be delivered. The bytes is allocated uninitialised (so its untouched pages cost nothing
+ * until data arrives) and filled either by copying from a read buffer (write) or by the transport
+ * reading into view() and then calling filled(n); either way each piece is unmasked in place as it
+ * lands, while it is still in the cache. take() hands the bytes out once every byte is there. This
+ * saves a copy of the payload and an allocation per read against assembling it from pieces.
+ *
+ * The bytes is mutated only before take() returns it, while nothing else refers to it; a buffer
+ * exported by view() holds a reference to the sink, and so to the bytes, until it is released.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload;
+    Py_ssize_t length;
+    Py_ssize_t filled;
+    int masked;
+    int taken;
+    unsigned char key[4];
+} PayloadSink;
+
+/* XOR in place from offset `at` of the payload, the key turned to where the payload is. */
+static void
+sink_unmask(PayloadSink *sink, Py_ssize_t at, Py_ssize_t n)
+{
+    unsigned char key[4];
+    for (int i = 0; i < 4; i++) {
+        key[i] = sink->key[(at + i) & 3];
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(sink->payload) + at;
+    PyThreadState *state = n > RELEASE_GIL_ABOVE ? PyEval_SaveThread() : NULL;
+    xor_mask(p, p, n, key);
+    if (state != NULL) {
+        PyEval_RestoreThread(state);
+    }
+}
+
+static int
+sink_check_room(PayloadSink *sink, Py_ssize_t n)
+{
+    if (sink->taken) {
+        PyErr_SetString(PyExc_ValueError, "PayloadSink: the payload was already taken");
+        return -1;
+    }
+    if (n < 0 || n > sink->length - sink->filled) {
+        PyErr_SetString(PyExc_ValueError, "PayloadSink: more bytes than the payload has room for");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t length;
+    PyObject *key;
+    static char *names[] = {"length", "key", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nO:PayloadSink", names, &length, &key)) {
+        return NULL;
+    }
+    if (length < 0) {
+        PyErr_SetString(PyExc_ValueError, "PayloadSink: the length cannot be negative");
+        return NULL;
+    }
+    PayloadSink *sink = (PayloadSink *)type->tp_alloc(type, 0);
+    if (sink == NULL) {
+        return NULL;
+    }
+    sink->length = length;
+    if (key != Py_None) {
+        Py_buffer k;
+        if (PyObject_GetBuffer(key, &k, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(sink);
+            return NULL;
+        }
+        if (k.len != 4) {
+            PyBuffer_Release(&k);
+            Py_DECREF(sink);
+            PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+            return NULL;
+        }
+        memcpy(sink->key, k.buf, 4);
+        PyBuffer_Release(&k);
+        sink->masked = 1;
+    }
+    sink->payload = PyBytes_FromStringAndSize(NULL, length);
+    if (sink->payload == NULL) {
+        Py_DECREF(sink);
+        return NULL;
+    }
+    return (PyObject *)sink;
+}
+
+static void
+sink_dealloc(PayloadSink *sink)
+{
+    Py_XDECREF(sink->payload);
+    Py_TYPE(sink)->tp_free((PyObject *)sink);
+}
+
+/* write(buffer, start, end): copy buffer[start:end] in after what is already filled, unmasked. */
+static PyObject *
+sink_write(PayloadSink *sink, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write() takes exactly 3 arguments (buffer, start, end)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    if (end == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer data;
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (start < 0 || end < start || end > data.len) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "write(): start and end are outside the buffer");
+        return NULL;
+    }
+    Py_ssize_t n = end - start;
+    if (sink_check_room(sink, n) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    memcpy(PyBytes_AS_STRING(sink->payload) + sink->filled, (const char *)data.buf + start, n);
+    PyBuffer_Release(&data);
+    if (sink->masked) {
+        sink_unmask(sink, sink->filled, n);
+    }
+    sink->filled += n;
+    Py_RETURN_NONE;
+}
+
+/* filled(n): n more bytes were written into the last view(); unmask them. */
+static PyObject *
+sink_filled(PayloadSink *sink, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (sink_check_room(sink, n) < 0) {
+        return NULL;
+    }
+    if (sink->masked) {
+        sink_unmask(sink, sink->filled, n);
+    }
+    sink->filled += n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sink_view(PayloadSink *sink, PyObject *Py_UNUSED(ignored))
+{
+    return PyMemoryView_FromObject((PyObject *)sink);
+}
+
+static PyObject *
+sink_take(PayloadSink *sink, PyObject *Py_UNUSED(ignored))
+{
+    if (sink->taken || sink->filled != sink->length) {
+        PyErr_SetString(PyExc_ValueError, "take(): the payload is not complete, or was already taken");
+        return NULL;
+    }
+    sink->taken = 1;
+    return Py_NewRef(sink->payload);
+}
+
+static PyObject *
+sink_remaining(PayloadSink *sink, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(sink->length - sink->filled);
+}
+
+/* The buffer protocol: the part not yet filled, writable. */
+static int
+sink_getbuffer(PayloadSink *sink, Py_buffer *view, int flags)
+{
+    if (sink->taken) {
+        PyErr_SetString(PyExc_BufferError, "PayloadSink: the payload was already taken");
+        view->obj = NULL;
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)sink, PyBytes_AS_STRING(sink->payload) + sink->filled,
+                             sink->length - sink->filled, 0, flags);
+}
+
+static PyBufferProcs sink_as_buffer = {(getbufferproc)sink_getbuffer, NULL};
+
+static PyMethodDef sink_methods[] = {
+    {"write", (PyCFunction)(void (*)(void))sink_write, METH_FASTCALL, "Copy buffer[start:end] in, unmasked."},
+    {"filled", (PyCFunction)sink_filled, METH_O, "n more bytes were read into the last view(); unmask them."},
+    {"view", (PyCFunction)sink_view, METH_NOARGS, "A writable memoryview of the part not yet filled."},
+    {"take", (PyCFunction)sink_take, METH_NOARGS, "The complete payload, once."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef sink_getset[] = {
+    {"remaining", (getter)sink_remaining, NULL, "Bytes still to come.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PayloadSinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wsdoctor.protocol._speedups.PayloadSink",
+    .tp_basicsize = sizeof(PayloadSink),
+    .tp_dealloc = (destructor)sink_dealloc,
+    .tp_as_buffer = &sink_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A large frame's payload, received straight into the bytes object that is delivered.",
+    .tp_methods = sink_methods,
+    .tp_getset = sink_getset,
+    .tp_new = sink_new,
+};
+
 static PyMethodDef methods[] = {
     {"header", (PyCFunction)(void (*)(void))header, METH_FASTCALL, "An unmasked frame's header for a payload of the given length."},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, "XOR data with a repeating 4-byte mask; returns bytes."},
@@ -246,5 +467,16 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&PayloadSinkType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "PayloadSink", (PyObject *)&PayloadSinkType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
