@@ -73,12 +73,13 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
 # A binary message in one frame of at least _SINK_MIN bytes that has not all arrived is
 # received into its final bytes object (a PayloadSink) rather than assembled from pieces
-# afterwards: one copy of the payload instead of two, and no allocation per read. Up to
-# _SINK_MAX bytes only, since the whole length is allocated at the header (max_size bounds
-# it too; this bounds it when max_size is None). Text keeps the incremental decoder, which
+# afterwards: one copy of the payload instead of two, and no allocation per read. The whole
+# length is allocated at the header, uninitialised, so a page costs memory only once data
+# lands in it; max_size bounds that length, and _SINK_MAX bounds it when max_size is None
+# (a longer frame is assembled as it arrives). Text keeps the incremental decoder, which
 # fails a message at its first invalid byte rather than at its end.
 _SINK_MIN = 1 << 14
-_SINK_MAX = 1 << 26
+_SINK_MAX = 1 << 24
 # sink_view() offers the transport the rest of the payload to read into only while at least
 # this much is missing: a read that stops at the frame's end cannot take the next frames
 # with it, which for a small tail costs more than copying it.
