@@ -284,6 +284,20 @@ async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
             await ws.recv()
 
         close = ws.close  # type: ignore[assignment]
+    elif name == "wsdoctor-listener":
+        # The listener API on the client: picows' client shape (a callback counts the echoes,
+        # the step sends and waits on a future).
+        import wsdoctor
+
+        wsc = await wsdoctor.connect(url, compression=None, ping_interval=None, max_size=None)
+        echoes = Echoes()
+        wsc.listen(echoes.on_message)
+
+        async def step() -> None:
+            wsc.send_now(payload)
+            await echoes.until(echoes.count + 1)
+
+        close = wsc.close  # type: ignore[assignment]
     elif name == "websockets":
         from websockets.asyncio.client import connect
 
@@ -322,6 +336,27 @@ async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
     return cpu / count * 1e6
 
 
+class Echoes:
+    """A wsdoctor listener that counts messages and wakes a waiter at a target (as Counter does)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.target = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def on_message(self, message: object) -> None:
+        self.count += 1
+        if self.waiter is not None and self.count >= self.target and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def until(self, target: int) -> None:
+        self.target = target
+        if self.count >= target:
+            return
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+
 def _async_noop(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         fn()
@@ -330,7 +365,7 @@ def _async_noop(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
 
 
 def clients_table(args: argparse.Namespace) -> None:
-    names = ["picows", "wsdoctor", "websockets", "aiohttp"]
+    names = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
     sizes = [("64 B", 64), ("1 KiB", 1024), ("64 KiB", 65536)]
     results: dict[tuple[str, str], list[float]] = {}
     proc, port = start_server("picows", not args.asyncio)
@@ -344,12 +379,13 @@ def clients_table(args: argparse.Namespace) -> None:
     finally:
         stop(proc)
     print(header(args, "clients against one picows server: client CPU µs per round trip"))
-    print("| size | " + " | ".join(names) + " | wsdoctor / picows |")
-    print("|---|" + "---:|" * (len(names) + 1))
+    print("| size | " + " | ".join(names) + " | wsdoctor / picows | listener / picows |")
+    print("|---|" + "---:|" * (len(names) + 2))
     for label, _ in sizes:
         med = {n: statistics.median(results[(n, label)]) for n in names}
         cells = " | ".join(f"{med[n]:.1f}" for n in names)
-        print(f"| {label} | {cells} | {med['wsdoctor'] / med['picows']:.2f} |")
+        ratios = f"{med['wsdoctor'] / med['picows']:.2f} | {med['wsdoctor-listener'] / med['picows']:.2f}"
+        print(f"| {label} | {cells} | {ratios} |")
 
 
 def header(args: argparse.Namespace, what: str) -> str:
