@@ -11,7 +11,12 @@ minimum over blocks of 20,000 messages.
 driving task feeds one frame and yields (``asyncio.sleep(0)``), the echo task wakes, takes the
 message and sends it; the figure is the CPU time per message minus that of the driving loop alone.
 
-    python bench/hot_path.py [--size 64] [--blocks 15] [--api listener|awaitable]
+``--api future`` measures no wsdoctor code at all: the same driving loop sets the result of a
+future that a second task awaits, then that task makes the next one. That is what any awaitable
+receive built on asyncio pays per message (a future, its callback through the loop, a task step),
+the floor under ``--api awaitable``. ``--uvloop`` runs on uvloop, as the servers in the suite do.
+
+    python bench/hot_path.py [--size 64] [--blocks 15] [--api listener|awaitable|future] [--uvloop]
     PYTHONPATH=/path/to/other/src python bench/hot_path.py   # another tree, for a before/after
 
 ``WSDOCTOR_NO_SPEEDUPS=1`` measures the pure-Python path. A benchmark, not a test.
@@ -105,12 +110,53 @@ async def awaitable_path(ws: Any, frame: bytes, blocks: int) -> tuple[float, flo
     return total, alone
 
 
-async def main() -> None:
+async def future_floor(blocks: int) -> tuple[float, float]:
+    """(CPU per message of a task woken by a future, CPU per iteration of the driving loop alone)."""
+    loop = asyncio.get_running_loop()
+    box: list[asyncio.Future[None]] = []
+
+    async def waiter() -> None:
+        while True:
+            future = loop.create_future()
+            box.append(future)
+            await future
+
+    task = loop.create_task(waiter())
+    await asyncio.sleep(0)
+
+    async def drive(feed: bool) -> float:
+        best = float("inf")
+        for _ in range(blocks):
+            t0 = time.process_time()
+            for _ in range(PER_BLOCK):
+                if feed:
+                    box.pop().set_result(None)
+                await asyncio.sleep(0)
+            best = min(best, (time.process_time() - t0) / PER_BLOCK)
+        return best
+
+    total = await drive(True)
+    alone = await drive(False)
+    task.cancel()
+    return total, alone
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=15)
-    parser.add_argument("--api", choices=["listener", "awaitable"], default="listener")
-    args = parser.parse_args()
+    parser.add_argument("--api", choices=["listener", "awaitable", "future"], default="listener")
+    parser.add_argument("--uvloop", action="store_true")
+    return parser.parse_args()
+
+
+async def main() -> None:
+    args = arguments()
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    if args.api == "future":
+        total, alone = await future_floor(args.blocks)
+        print(f"future, {loop_name}: {(total - alone) * 1e6:.3f} µs per message (asyncio's own, no wsdoctor code)")
+        return
 
     import wsdoctor.protocol._connection as core_module
     from wsdoctor.aio.connection import WebSocketConnection
@@ -139,10 +185,15 @@ async def main() -> None:
     except ImportError:
         wire_compiled = False
     print(
-        f"{args.api}, {args.size} B: {(total - copy) * 1e6:.3f} µs per message "
+        f"{args.api}, {args.size} B, {loop_name}: {(total - copy) * 1e6:.3f} µs per message "
         f"(core compiled: {core_module.COMPILED}, per-message path compiled: {wire_compiled})"
     )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if arguments().uvloop:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
