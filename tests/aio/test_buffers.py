@@ -24,6 +24,7 @@ from wsdoctor import WebSocketConnection
 from wsdoctor.aio.connection import _READ_SIZE
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._events import BinaryMessage
+from wsdoctor.protocol._mask import SPEEDUPS
 
 
 def url(server: wsdoctor.Server) -> str:
@@ -251,7 +252,9 @@ def test_a_large_frame_is_read_straight_into_its_message() -> None:
                 ws = holder[0]
                 missing = 10 + 4 + len(payload) - 5001  # header, key, payload
                 assert ws.core is not None and ws.core._sink.remaining == missing
-                assert len(ws.get_buffer(-1)) == missing, "the transport reads into the message"
+                # With the C extension the transport reads into the message; the pure-Python
+                # sink is never read into, so the rest comes through the shared buffer.
+                assert len(ws.get_buffer(-1)) == (missing if SPEEDUPS else _READ_SIZE)
                 for at in range(5001, len(stream), 200_000):
                     await loop.sock_sendall(sock, stream[at : at + 200_000])
                     await asyncio.sleep(0.01)

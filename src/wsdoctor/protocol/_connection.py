@@ -509,12 +509,13 @@ class Connection:
         When a large binary frame is partly received, its payload is filling its final
         bytes object; reading the rest directly into it (then :meth:`sink_received`) saves
         the copy out of the read buffer. None when there is no such frame, or when little
-        of it is missing: then read into a buffer of your own and call :meth:`receive_data`.
+        of it is missing, or without the C extension: then read into a buffer of your own and
+        call :meth:`receive_data`.
         """
         sink = self._sink
         if sink is None or sink.remaining < _SINK_DIRECT or self._failure is not None:
             return None
-        return sink.view()
+        return sink.view()  # None from the pure-Python sink, which is never read into
 
     def sink_received(self, n: int) -> list[Any]:
         """``n`` bytes were read into the last :meth:`sink_view`; the events they complete.

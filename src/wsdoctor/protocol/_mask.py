@@ -73,66 +73,66 @@ def py_frame(first_byte: int, payload: bytes | bytearray | memoryview, key: byte
 
 
 class PyPayloadSink:
-    """A large frame's payload filled in place, unmasked as it lands (see _speedups.c).
+    """A large frame's payload assembled as it arrives, unmasked (see _speedups.c).
 
-    The pure-Python version fills a ``bytearray`` and copies it into ``bytes`` once at the
-    end; the C version fills the delivered ``bytes`` object itself.
+    The pure-Python version appends to a ``bytearray`` and copies it into ``bytes`` once at
+    the end. It offers no view to read into (:meth:`view` returns None): a ``bytearray`` of
+    the announced length would be zero-filled, so resident, at the header, which would let
+    a peer's announcement cost memory its data never brings. The C version allocates the
+    delivered ``bytes`` uninitialised and is read into directly.
     """
 
-    __slots__ = ("_data", "_filled", "_key", "_taken")
+    __slots__ = ("_data", "_key", "_length", "_taken")
 
     def __init__(self, length: int, key: bytes | None) -> None:
         if length < 0:
             raise ValueError("PayloadSink: the length cannot be negative")
         if key is not None and len(key) != 4:
             raise ValueError("mask must contain 4 bytes")
-        self._data = bytearray(length)
-        self._filled = 0
+        self._data = bytearray()
+        self._length = length
         self._key = key
         self._taken = False
 
     @property
     def remaining(self) -> int:
-        return len(self._data) - self._filled
+        return self._length - len(self._data)
 
-    def _room(self, n: int) -> int:
+    def _room(self, n: int) -> None:
         if self._taken:
             raise ValueError("PayloadSink: the payload was already taken")
-        if n < 0 or n > len(self._data) - self._filled:
+        if n < 0 or n > self._length - len(self._data):
             raise ValueError("PayloadSink: more bytes than the payload has room for")
-        return self._filled
-
-    def _unmask(self, at: int, n: int) -> None:
-        key = self._key
-        if key is not None and n:
-            turned = bytes(key[(at + i) & 3] for i in range(4))
-            self._data[at : at + n] = py_apply_mask(memoryview(self._data)[at : at + n], turned)
 
     def write(self, buffer: bytes | bytearray | memoryview, start: int, end: int) -> None:
-        """Copy ``buffer[start:end]`` in after what is already filled, unmasked."""
+        """Append ``buffer[start:end]``, unmasked."""
         if start < 0 or end < start or end > len(buffer):
             raise ValueError("write(): start and end are outside the buffer")
-        at = self._room(end - start)
+        self._room(end - start)
         with memoryview(buffer) as view:
-            self._data[at : at + end - start] = view[start:end]
-        self._unmask(at, end - start)
-        self._filled = at + end - start
+            chunk = view[start:end]
+            key = self._key
+            if key is not None:
+                at = len(self._data)
+                self._data += py_apply_mask(chunk, bytes(key[(at + i) & 3] for i in range(4)))
+            else:
+                self._data += chunk
 
     def filled(self, n: int) -> None:
-        """``n`` more bytes were written into the last :meth:`view`; unmask them."""
-        at = self._room(n)
-        self._unmask(at, n)
-        self._filled = at + n
+        """Nothing can have been read into a view this version never gives."""
+        self._room(n)
+        if n:
+            raise ValueError("PayloadSink: this version offers no view to read into")
 
-    def view(self) -> memoryview:
-        """A writable view of the part not yet filled."""
+    def view(self) -> memoryview | None:
+        """None: read into a buffer of your own and :meth:`write` from it."""
         if self._taken:
             raise BufferError("PayloadSink: the payload was already taken")
-        return memoryview(self._data)[self._filled :]
+        return None
 
     def take(self) -> bytes:
         """The complete payload, once."""
-        if self._taken or self._filled != len(self._data):
+        if self._taken or len(self._data) != self._length:
             raise ValueError("take(): the payload is not complete, or was already taken")
         self._taken = True
         data = bytes(self._data)
