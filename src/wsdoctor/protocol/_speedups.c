@@ -74,6 +74,48 @@ xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n, const unsign
     }
 }
 
+/* xor_mask() for a payload of any size: above RELEASE_GIL_ABOVE without the GIL, so that other
+ * threads run meanwhile. */
+static void
+unmask(const unsigned char *in, unsigned char *out, Py_ssize_t n, const unsigned char *m)
+{
+    if (n > RELEASE_GIL_ABOVE) {
+        Py_BEGIN_ALLOW_THREADS
+        xor_mask(in, out, n, m);
+        Py_END_ALLOW_THREADS
+    } else {
+        xor_mask(in, out, n, m);
+    }
+}
+
+/*
+ * The (buffer, start, end) arguments in args[0..2]: the buffer, and the range checked to lie in
+ * it with at least `before` bytes ahead of start. On failure an exception is set and nothing is
+ * held; on success the caller releases data.
+ */
+static int
+buffer_range(PyObject *const *args, Py_ssize_t before, const char *name, Py_buffer *data, Py_ssize_t *start,
+             Py_ssize_t *end)
+{
+    *start = PyLong_AsSsize_t(args[1]);
+    if (*start == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *end = PyLong_AsSsize_t(args[2]);
+    if (*end == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[0], data, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (*start < before || *end < *start || *end > data->len) {
+        PyBuffer_Release(data);
+        PyErr_Format(PyExc_ValueError, "%s(): start and end are outside the buffer", name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -100,12 +142,7 @@ apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (result != NULL) {
         const unsigned char *in = (const unsigned char *)data.buf;
         const unsigned char *m = (const unsigned char *)mask.buf;
-        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-        PyThreadState *state = n > RELEASE_GIL_ABOVE ? PyEval_SaveThread() : NULL;
-        xor_mask(in, out, n, m);
-        if (state != NULL) {
-            PyEval_RestoreThread(state);
-        }
+        unmask(in, (unsigned char *)PyBytes_AS_STRING(result), n, m);
     }
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
@@ -124,25 +161,13 @@ payload_at(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "payload_at() takes exactly 4 arguments (buffer, start, end, masked)");
         return NULL;
     }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
-    if (end == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
     int masked = PyObject_IsTrue(args[3]);
     if (masked < 0) {
         return NULL;
     }
     Py_buffer data;
-    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (start < (masked ? 4 : 0) || end < start || end > data.len) {
-        PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "payload_at(): start and end are outside the buffer");
+    Py_ssize_t start, end;
+    if (buffer_range(args, masked ? 4 : 0, "payload_at", &data, &start, &end) < 0) {
         return NULL;
     }
     Py_ssize_t n = end - start;
@@ -151,11 +176,7 @@ payload_at(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (result != NULL && masked) {
         unsigned char key[4];
         memcpy(key, in - 4, 4);
-        PyThreadState *state = n > RELEASE_GIL_ABOVE ? PyEval_SaveThread() : NULL;
-        xor_mask(in, (unsigned char *)PyBytes_AS_STRING(result), n, key);
-        if (state != NULL) {
-            PyEval_RestoreThread(state);
-        }
+        unmask(in, (unsigned char *)PyBytes_AS_STRING(result), n, key);
     }
     PyBuffer_Release(&data);
     return result;
@@ -230,11 +251,7 @@ frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         out += hlen;
         if (masked) {
             memcpy(out, key.buf, 4);
-            PyThreadState *state = n > RELEASE_GIL_ABOVE ? PyEval_SaveThread() : NULL;
-            xor_mask((const unsigned char *)data.buf, out + 4, n, (const unsigned char *)key.buf);
-            if (state != NULL) {
-                PyEval_RestoreThread(state);
-            }
+            unmask((const unsigned char *)data.buf, out + 4, n, (const unsigned char *)key.buf);
         } else {
             memcpy(out, data.buf, n);
         }
@@ -292,20 +309,25 @@ typedef struct {
     unsigned char key[4];
 } PayloadSink;
 
-/* XOR in place from offset `at` of the payload, the key turned to where the payload is. */
+/*
+ * n bytes from `in` become the payload's next bytes, unmasked with the key turned to where they
+ * land: copied and unmasked in one pass, or unmasked in place when `in` is where they land (read
+ * there through view()).
+ */
 static void
-sink_unmask(PayloadSink *sink, Py_ssize_t at, Py_ssize_t n)
+sink_land(PayloadSink *sink, const unsigned char *in, Py_ssize_t n)
 {
-    unsigned char key[4];
-    for (int i = 0; i < 4; i++) {
-        key[i] = sink->key[(at + i) & 3];
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(sink->payload) + sink->filled;
+    if (sink->masked) {
+        unsigned char key[4];
+        for (int i = 0; i < 4; i++) {
+            key[i] = sink->key[(sink->filled + i) & 3];
+        }
+        unmask(in, out, n, key);
+    } else if (in != out) {
+        memcpy(out, in, n);
     }
-    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(sink->payload) + at;
-    PyThreadState *state = n > RELEASE_GIL_ABOVE ? PyEval_SaveThread() : NULL;
-    xor_mask(p, p, n, key);
-    if (state != NULL) {
-        PyEval_RestoreThread(state);
-    }
+    sink->filled += n;
 }
 
 static int
@@ -371,7 +393,7 @@ sink_dealloc(PayloadSink *sink)
     Py_TYPE(sink)->tp_free((PyObject *)sink);
 }
 
-/* write(buffer, start, end): copy buffer[start:end] in after what is already filled, unmasked. */
+/* write(buffer, start, end): buffer[start:end] in after what is already filled, unmasked. */
 static PyObject *
 sink_write(PayloadSink *sink, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -379,34 +401,17 @@ sink_write(PayloadSink *sink, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "write() takes exactly 3 arguments (buffer, start, end)");
         return NULL;
     }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
-    if (end == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
     Py_buffer data;
-    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+    Py_ssize_t start, end;
+    if (buffer_range(args, 0, "write", &data, &start, &end) < 0) {
         return NULL;
     }
-    if (start < 0 || end < start || end > data.len) {
-        PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "write(): start and end are outside the buffer");
-        return NULL;
-    }
-    Py_ssize_t n = end - start;
-    if (sink_check_room(sink, n) < 0) {
+    if (sink_check_room(sink, end - start) < 0) {
         PyBuffer_Release(&data);
         return NULL;
     }
-    memcpy(PyBytes_AS_STRING(sink->payload) + sink->filled, (const char *)data.buf + start, n);
+    sink_land(sink, (const unsigned char *)data.buf + start, end - start);
     PyBuffer_Release(&data);
-    if (sink->masked) {
-        sink_unmask(sink, sink->filled, n);
-    }
-    sink->filled += n;
     Py_RETURN_NONE;
 }
 
@@ -421,10 +426,7 @@ sink_filled(PayloadSink *sink, PyObject *arg)
     if (sink_check_room(sink, n) < 0) {
         return NULL;
     }
-    if (sink->masked) {
-        sink_unmask(sink, sink->filled, n);
-    }
-    sink->filled += n;
+    sink_land(sink, (const unsigned char *)PyBytes_AS_STRING(sink->payload) + sink->filled, n);
     Py_RETURN_NONE;
 }
 
