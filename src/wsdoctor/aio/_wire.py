@@ -374,27 +374,9 @@ def _compiled_is_usable() -> bool:
 
     if not CORE_COMPILED or __name__ != "wsdoctor.aio._wire" or os.environ.get("WSDOCTOR_NO_SPEEDUPS"):
         return False
-    import importlib
+    from wsdoctor._compiled import current_build
 
-    try:
-        built = importlib.import_module("wsdoctor.aio._wire_c")
-    except ImportError:
-        return False
-    import hashlib
-
-    with open(__file__, "rb") as source:
-        digest = hashlib.sha256(source.read()).hexdigest()
-    if getattr(built, "SOURCE_DIGEST", None) == digest:
-        return True
-    import warnings
-
-    warnings.warn(
-        "wsdoctor's compiled connection was built from an older aio/_wire.py and is not used; "
-        "rebuild it with `pip install -e .`",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return False
+    return current_build("wsdoctor.aio._wire_c", __file__, "compiled connection", "aio/_wire.py") is not None
 
 
 # The compiled class replaces the one above (see the module docstring); the test suite

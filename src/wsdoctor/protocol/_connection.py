@@ -744,25 +744,10 @@ class Connection:
 COMPILED = False
 _WANTED = __name__ == "wsdoctor.protocol._connection" and not os.environ.get("WSDOCTOR_NO_SPEEDUPS")
 if not TYPE_CHECKING and _WANTED:  # pragma: no cover - covered by the default run, not the pure one
-    try:
-        from wsdoctor.protocol import _connection_c as _built
-    except ImportError:
-        _built = None
+    from wsdoctor._compiled import current_build
+
+    _built = current_build("wsdoctor.protocol._connection_c", __file__, "compiled core", "protocol/_connection.py")
     if _built is not None:
-        import hashlib
+        from wsdoctor.protocol._connection_c import Connection, Opcode, State
 
-        with open(__file__, "rb") as _source:
-            _digest = hashlib.sha256(_source.read()).hexdigest()
-        if getattr(_built, "SOURCE_DIGEST", None) == _digest:
-            from wsdoctor.protocol._connection_c import Connection, Opcode, State
-
-            COMPILED = True
-        else:
-            import warnings
-
-            warnings.warn(
-                "wsdoctor's compiled core was built from an older protocol/_connection.py and is not used; "
-                "rebuild it with `pip install -e .`",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        COMPILED = True
