@@ -10,11 +10,12 @@ are needed, and ``max_queue`` still pauses reading.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import uvloop
 
@@ -29,6 +30,31 @@ from wsdoctor.protocol._mask import SPEEDUPS
 
 def url(server: wsdoctor.Server) -> str:
     return f"ws://127.0.0.1:{server.port_number}/"
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@contextlib.asynccontextmanager
+async def upgraded(port: int, frames: bytes = b"") -> AsyncIterator[tuple[socket.socket, bytes]]:
+    """A raw socket past the opening handshake (``frames`` sent with the request), and what
+    arrived after the 101's head; closed on leaving."""
+    loop = asyncio.get_running_loop()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    try:
+        await loop.sock_sendall(sock, UPGRADE + frames)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await loop.sock_recv(sock, 65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        yield sock, rest
+    finally:
+        sock.close()
 
 
 def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -80,18 +106,7 @@ def test_leftover_buffer_shrinks_after_a_large_frame() -> None:
         server_options = {"compression": None, "max_size": None}
         async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, **server_options) as server:
             loop = asyncio.get_running_loop()
-            sock = socket.create_connection(("127.0.0.1", server.port_number))
-            sock.setblocking(False)
-            try:
-                await loop.sock_sendall(
-                    sock,
-                    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                )
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += await loop.sock_recv(sock, 4096)
-                assert head.startswith(b"HTTP/1.1 101")
+            async with upgraded(server.port_number) as (sock, _):
                 payload = os.urandom(3 * _READ_SIZE)
                 mask = b"\x00\x00\x00\x00"  # a zero mask keeps the test independent of masking code
                 frame = struct.pack("!BBQ", 0x82, 0x80 | 127, len(payload)) + mask + payload
@@ -105,8 +120,6 @@ def test_leftover_buffer_shrinks_after_a_large_frame() -> None:
                 core = holder[0].core
                 assert len(core._buf) == 0
                 assert sys.getsizeof(core._buf) < 1024, "the leftover buffer gave its memory back"
-            finally:
-                sock.close()
 
     on_both_loops(scenario)
 
@@ -180,22 +193,10 @@ def test_frames_sent_with_the_upgrade_request_are_all_echoed_in_order() -> None:
     async def scenario() -> None:
         async with asyncio.timeout(30), wsdoctor.serve(echo, "127.0.0.1", 0, compression=None, max_size=None) as server:
             loop = asyncio.get_running_loop()
-            sock = socket.create_connection(("127.0.0.1", server.port_number))
-            sock.setblocking(False)
-            try:
-                payloads = [os.urandom(64) for _ in range(20)] + [os.urandom(100_000), os.urandom(3)]
-                builder = Connection(True)
-                frames = b"".join(builder.send_binary(p) for p in payloads)
-                await loop.sock_sendall(
-                    sock,
-                    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + frames,
-                )
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += await loop.sock_recv(sock, 65536)
-                head, _, rest = data.partition(b"\r\n\r\n")
-                assert head.startswith(b"HTTP/1.1 101")
+            payloads = [os.urandom(64) for _ in range(20)] + [os.urandom(100_000), os.urandom(3)]
+            builder = Connection(True)
+            frames = b"".join(builder.send_binary(p) for p in payloads)
+            async with upgraded(server.port_number, frames) as (sock, rest):
                 reader = Connection(True)
                 echoed: list[bytes] = []
                 events = reader.receive_data(rest)
@@ -207,8 +208,6 @@ def test_frames_sent_with_the_upgrade_request_are_all_echoed_in_order() -> None:
                     assert chunk, "the server closed before echoing everything"
                     events = reader.receive_data(chunk)
                 assert echoed == payloads
-            finally:
-                sock.close()
 
     on_both_loops(scenario)
 
@@ -231,18 +230,7 @@ def test_a_large_frame_is_read_straight_into_its_message() -> None:
 
         async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
             loop = asyncio.get_running_loop()
-            sock = socket.create_connection(("127.0.0.1", server.port_number))
-            sock.setblocking(False)
-            try:
-                await loop.sock_sendall(
-                    sock,
-                    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                )
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += await loop.sock_recv(sock, 4096)
-                assert head.startswith(b"HTTP/1.1 101")
+            async with upgraded(server.port_number) as (sock, _):
                 payload, after = os.urandom(900_000), os.urandom(10)
                 builder = Connection(True)  # a real masking key, so the phase across reads matters
                 stream = builder.send_binary(payload) + builder.send_binary(after)
@@ -261,7 +249,5 @@ def test_a_large_frame_is_read_straight_into_its_message() -> None:
                 await done.wait()
                 assert received == [payload, after]
                 assert ws.core._sink is None
-            finally:
-                sock.close()
 
     on_both_loops(scenario)
