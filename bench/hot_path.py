@@ -29,6 +29,7 @@ import asyncio
 import os
 import struct
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -81,25 +82,22 @@ def best_per_message(step: Any, blocks: int) -> float:
     return best
 
 
-async def awaitable_path(ws: Any, frame: bytes, blocks: int) -> tuple[float, float]:
-    """(CPU per message with the echo task, CPU per iteration of the driving loop alone)."""
-    n = len(frame)
+async def woken_task(body: Coroutine[Any, Any, None], feed: Callable[[], None], blocks: int) -> tuple[float, float]:
+    """Run ``body`` as a task; (CPU per message, CPU per iteration of the driving loop alone).
 
-    async def echo() -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    task = asyncio.get_running_loop().create_task(echo())
+    The driving loop calls ``feed`` (which wakes the task) and yields once, per message; the
+    same loop without ``feed`` is what the task's part is measured against.
+    """
+    task = asyncio.get_running_loop().create_task(body)
     await asyncio.sleep(0)
 
-    async def drive(feed: bool) -> float:
+    async def drive(fed: bool) -> float:
         best = float("inf")
         for _ in range(blocks):
             t0 = time.process_time()
             for _ in range(PER_BLOCK):
-                if feed:
-                    ws.get_buffer(-1)[:n] = frame
-                    ws.buffer_updated(n)
+                if fed:
+                    feed()
                 await asyncio.sleep(0)
             best = min(best, (time.process_time() - t0) / PER_BLOCK)
         return best
@@ -110,8 +108,23 @@ async def awaitable_path(ws: Any, frame: bytes, blocks: int) -> tuple[float, flo
     return total, alone
 
 
+async def awaitable_path(ws: Any, frame: bytes, blocks: int) -> tuple[float, float]:
+    """The echo task ``async for message in ws: await ws.send(message)``, fed one frame per message."""
+    n = len(frame)
+
+    async def echo() -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    def feed() -> None:
+        ws.get_buffer(-1)[:n] = frame
+        ws.buffer_updated(n)
+
+    return await woken_task(echo(), feed, blocks)
+
+
 async def future_floor(blocks: int) -> tuple[float, float]:
-    """(CPU per message of a task woken by a future, CPU per iteration of the driving loop alone)."""
+    """A task woken by a future that the driving loop sets, and nothing else."""
     loop = asyncio.get_running_loop()
     box: list[asyncio.Future[None]] = []
 
@@ -121,24 +134,7 @@ async def future_floor(blocks: int) -> tuple[float, float]:
             box.append(future)
             await future
 
-    task = loop.create_task(waiter())
-    await asyncio.sleep(0)
-
-    async def drive(feed: bool) -> float:
-        best = float("inf")
-        for _ in range(blocks):
-            t0 = time.process_time()
-            for _ in range(PER_BLOCK):
-                if feed:
-                    box.pop().set_result(None)
-                await asyncio.sleep(0)
-            best = min(best, (time.process_time() - t0) / PER_BLOCK)
-        return best
-
-    total = await drive(True)
-    alone = await drive(False)
-    task.cancel()
-    return total, alone
+    return await woken_task(waiter(), lambda: box.pop().set_result(None), blocks)
 
 
 def arguments() -> argparse.Namespace:

@@ -64,21 +64,16 @@ LABELS = {
 }
 
 
-class Counter(WSListener):  # type: ignore[misc]
-    """A picows client side: counts complete messages and wakes a waiter at a target."""
+class Echoes:
+    """Counts messages and wakes a waiter once the count reaches a target."""
 
     def __init__(self) -> None:
         self.count = 0
         self.target = 0
         self.waiter: asyncio.Future[None] | None = None
-        self.refill: Callable[[WSTransport], None] | None = None
 
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type == WSMsgType.CLOSE or not frame.fin:
-            return
+    def on_message(self, message: object = None) -> None:
         self.count += 1
-        if self.refill is not None:
-            self.refill(transport)
         if self.waiter is not None and self.count >= self.target and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -88,6 +83,21 @@ class Counter(WSListener):  # type: ignore[misc]
             return
         self.waiter = asyncio.get_running_loop().create_future()
         await self.waiter
+
+
+class Counter(WSListener, Echoes):  # type: ignore[misc]
+    """A picows client side: counts complete messages (see Echoes); ``refill`` may send more."""
+
+    def __init__(self) -> None:
+        Echoes.__init__(self)
+        self.refill: Callable[[WSTransport], None] | None = None
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE or not frame.fin:
+            return
+        if self.refill is not None:
+            self.refill(transport)
+        self.on_message()
 
 
 class Reassembler(Counter):
@@ -334,27 +344,6 @@ async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
     cpu = time.process_time() - cpu0
     await close()
     return cpu / count * 1e6
-
-
-class Echoes:
-    """A wsdoctor listener that counts messages and wakes a waiter at a target (as Counter does)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.target = 0
-        self.waiter: asyncio.Future[None] | None = None
-
-    def on_message(self, message: object) -> None:
-        self.count += 1
-        if self.waiter is not None and self.count >= self.target and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def until(self, target: int) -> None:
-        self.target = target
-        if self.count >= target:
-            return
-        self.waiter = asyncio.get_running_loop().create_future()
-        await self.waiter
 
 
 def _async_noop(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
