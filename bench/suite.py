@@ -210,10 +210,14 @@ def server_env(name: str) -> tuple[str, dict[str, str] | None]:
     return name, None
 
 
-def start_server(name: str, uvloop: bool, *flags: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(
+    name: str, uvloop: bool, *flags: str, prefix: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], int]:
+    """Start bench/servers.py NAME, optionally under a tool (``prefix``: valgrind, say)."""
     port = free_port()
     name, env = server_env(name)
-    cmd = [sys.executable, str(HERE / "servers.py"), name, str(port), *flags] + (["--uvloop"] if uvloop else [])
+    cmd = [*prefix, sys.executable, str(HERE / "servers.py"), name, str(port), *flags]
+    cmd += ["--uvloop"] if uvloop else []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":

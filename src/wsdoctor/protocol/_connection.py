@@ -611,12 +611,14 @@ class Connection:
             else:
                 _check_utf8_pending(decoder)
         else:
+            # Already bytes in the usual case (payload_at made it); bytes() of bytes is not free
+            # (a lookup and call of __bytes__), so it is only asked of a memoryview.
+            data = payload if type(payload) is bytes else bytes(payload)
             if fin and not self._parts:
-                data = bytes(payload)
                 events.append(data if self._plain else BinaryMessage(data))
                 self._msg_opcode = 0
                 return
-            self._parts.append(bytes(payload))
+            self._parts.append(data)
             if fin:
                 data = b"".join(self._parts)
                 events.append(data if self._plain else BinaryMessage(data))
