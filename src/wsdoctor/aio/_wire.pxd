@@ -20,7 +20,9 @@ cpdef tuple write_plain(object connections, bytes frame, list rest)
 cdef class WireProtocol:
     cdef public bint is_client
     cdef public Connection core
-    cdef public object transport
+    cdef object _transport
+    cdef object _tr_write
+    cdef object _tr_is_closing
     cdef public object max_queue
     cdef public Py_ssize_t messages_in
     cdef public Py_ssize_t messages_out

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import os
+from asyncio import InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from wsdoctor.protocol._errors import ConnectionClosed
@@ -61,12 +62,14 @@ class WireProtocol:
         "_paused_writing",
         "_recv_waiter",
         "_rview",
+        "_tr_is_closing",
+        "_tr_write",
+        "_transport",
         "core",
         "is_client",
         "max_queue",
         "messages_in",
         "messages_out",
-        "transport",
     )
 
     def __init__(
@@ -80,7 +83,9 @@ class WireProtocol:
         self._loop = loop
         self.is_client = is_client
         self.core: Core | None = None
-        self.transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport | None = None
+        self._tr_write: Callable[[bytes], object] = _unconnected_write
+        self._tr_is_closing: Callable[[], bool] = _unconnected_is_closing
         self.max_queue = max_queue
         # For the one-line log of each connection: two integers, no per-message object.
         self.messages_in = 0
@@ -96,6 +101,21 @@ class WireProtocol:
         # place and copies out only what it keeps.
         self._rview = rview
         self._into_sink = False  # the last get_buffer() was the core's sink_view()
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The transport, once connected (after a proxy's TLS, the TLS transport)."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: asyncio.Transport | None) -> None:
+        # Its write() and is_closing() are bound here, once: looking a method up on the
+        # transport for every message cost more than calling it.
+        self._transport = transport
+        if transport is None:
+            self._tr_write, self._tr_is_closing = _unconnected_write, _unconnected_is_closing
+        else:
+            self._tr_write, self._tr_is_closing = transport.write, transport.is_closing
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # The rest of a large frame goes straight into the bytes object it will be
@@ -144,11 +164,14 @@ class WireProtocol:
             waiter = self._recv_waiter
             if waiter is not None and messages:
                 self._recv_waiter = None
-                if not waiter.done():
+                # Not contextlib.suppress, nor done() first: each costs a call per message.
+                try:  # noqa: SIM105
                     waiter.set_result(None)
+                except InvalidStateError:  # its task was cancelled meanwhile
+                    pass
             if self.max_queue is not None and len(messages) >= self.max_queue and not self._paused_reading:
                 self._paused_reading = True
-                transport = self.transport
+                transport = self._transport
                 if transport is not None:
                     transport.pause_reading()
         # What has_data_to_send, failure_pending and should_close_transport look at, read
@@ -201,7 +224,7 @@ class WireProtocol:
             and self._listener is None
             and core is not None
             and core.close_received is None
-            and not self._closed.done()
+            and core.ending is None  # set before _closed is, when the transport is lost
         ):
             waiter: asyncio.Future[Any] = self._loop.create_future()
             self._recv_waiter = waiter
@@ -271,11 +294,12 @@ class WireProtocol:
         else:
             raise TypeError(f"{name}() takes str or bytes, not {type(message).__name__}")
         self.messages_out += 1
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if not self._tr_is_closing():  # True without a transport
             if head is None:
-                transport.write(data)
+                self._tr_write(data)
             else:
+                transport = self._transport
+                assert transport is not None  # is_closing() said False
                 transport.writelines((head, data))
 
     def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
@@ -290,22 +314,20 @@ class WireProtocol:
         others. This is what :func:`wsdoctor.broadcast` calls.
         """
         core = self.core
-        transport = self.transport
         if (
             core is None
-            or transport is None
             or core.close_sent is not None
             or core.ending is not None
             or self._paused_writing
             or self._fragmenting
-            or transport.is_closing()
+            or self._tr_is_closing()
         ):
             return False
         if frame is None or self.is_client:
             if message is None:
                 raise ValueError("this connection builds its own frame: pass the message")
             frame = core.send_text(message) if isinstance(message, str) else core.send_binary(message)
-        transport.write(frame)
+        self._tr_write(frame)
         return True
 
     # Hooks for what is not per message; WebSocketConnection defines them.
@@ -342,6 +364,15 @@ class WireProtocol:
 
     def _resume_if_drained(self) -> None:
         raise NotImplementedError
+
+
+def _unconnected_is_closing() -> bool:
+    """is_closing() until there is a transport: nothing can be written yet."""
+    return True
+
+
+def _unconnected_write(data: bytes) -> None:
+    """write() until there is a transport; never reached, since is_closing() says True."""
 
 
 def write_plain(connections: Iterable[Any], frame: bytes, rest: list[Any]) -> tuple[int, int]:
