@@ -1,0 +1,277 @@
+"""The work each server does per message, counted rather than timed.
+
+On a shared VM the suite's CPU times move by 10-20 % between rounds (bench/README.md), which
+is more than the differences left between the fastest servers on the small rows. This script
+counts what does not depend on the neighbours:
+
+- **instructions**: the server runs under valgrind's callgrind; once the clients are connected
+  and warmed up the counters are zeroed, N units of work run, and the counters are dumped.
+  This is every user-space instruction of the process (interpreter, event loop, extension
+  modules, libc) per unit, not the kernel's.
+- **system calls**: the server runs natively; ``strace -c -f`` is attached after the warm-up,
+  the same N units run, and it is detached. The kernel's share of the CPU (80 % and more on
+  these rows) is what these calls cost, and it is the same TCP path for every server.
+
+The same rows as bench/suite.py, from the same picows client, but counted: a row ends after
+N units, not after some seconds. Under callgrind the server runs about 50 times slower, so on
+the pipeline row more messages arrive per read than at full speed; the other rows do the same
+work per unit at any speed.
+
+    python bench/instructions.py [--only picows,wsdoctor-listener] [--rows echo64,broadcast] [--units 2000]
+    python bench/instructions.py --only wsdoctor-listener --rows echo64 --keep /tmp/cg
+    callgrind_annotate --inclusive=yes /tmp/cg/callgrind.PID.1   # where those instructions go
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from picows import WSMsgType, WSTransport, ws_connect
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from suite import Counter, Reassembler, _uvloop_run, start_server, stop  # noqa: E402
+
+SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
+ROWS = {
+    "echo64": "echo 64 B, per round trip",
+    "echo1k": "echo 1 KiB, per round trip",
+    "echo64k": "echo 64 KiB, per round trip",
+    "pipeline": "pipeline 50 × 16 × 256 B, per message",
+    "broadcast": "broadcast 128 B to 1,000 conns, per delivery",
+}
+
+# One measured stretch: begin() before the first unit, end() after the last.
+Hooks = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
+
+
+async def run(*cmd: str) -> str:
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[0]} failed: {out.decode(errors='replace')}")
+    return out.decode(errors="replace")
+
+
+class Callgrind:
+    """User-space instructions of the server between begin() and end()."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.out = workdir / "callgrind.%p"
+        self.prefix = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}")
+        self.pid = 0
+        self.result = 0
+
+    def hooks(self, pid: int) -> Hooks:
+        self.pid = pid
+
+        async def begin() -> None:
+            await run("callgrind_control", "--zero", str(pid))
+
+        async def end() -> None:
+            await run("callgrind_control", "--dump", str(pid))
+            dumps = sorted(self.out.parent.glob(f"callgrind.{pid}.*"), key=lambda p: int(p.suffix[1:]))
+            for line in dumps[-1].read_text().splitlines():
+                if line.startswith("summary:"):
+                    self.result = int(line.split()[1])
+                    return
+            raise RuntimeError("no summary in the callgrind dump")
+
+        return begin, end
+
+
+class Strace:
+    """System calls of the server, by name, between begin() and end()."""
+
+    prefix: tuple[str, ...] = ()
+
+    def __init__(self, workdir: Path) -> None:
+        self.file = workdir / "strace.txt"
+        self.result: dict[str, int] = {}
+
+    def hooks(self, pid: int) -> Hooks:
+        tracer: subprocess.Popen[str] | None = None
+
+        async def begin() -> None:
+            nonlocal tracer
+            tracer = subprocess.Popen(
+                ["strace", "-c", "-f", "-p", str(pid), "-o", str(self.file)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert tracer.stderr is not None
+            line = await asyncio.to_thread(tracer.stderr.readline)  # "Process N attached"
+            if "attached" not in line:
+                raise RuntimeError(f"strace: {line}")
+            await asyncio.sleep(0.2)
+
+        async def end() -> None:
+            assert tracer is not None
+            tracer.send_signal(signal.SIGINT)
+            await asyncio.to_thread(tracer.wait, 10)
+            self.result = {}
+            for line in self.file.read_text().splitlines():
+                fields = line.split()
+                if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                    self.result[fields[-1]] = int(fields[3])
+
+        return begin, end
+
+
+async def echo_row(url: str, size: int, units: int, hooks: Hooks) -> int:
+    transport, client = await ws_connect(Reassembler, url, max_frame_size=1 << 25)
+    payload = os.urandom(size)
+    for _ in range(50):
+        transport.send(WSMsgType.BINARY, payload)
+        await client.until(client.count + 1)
+    await hooks[0]()
+    for _ in range(units):
+        transport.send(WSMsgType.BINARY, payload)
+        await client.until(client.count + 1)
+    await hooks[1]()
+    transport.disconnect()
+    return units
+
+
+async def pipeline_row(url: str, units: int, hooks: Hooks) -> int:
+    payload = os.urandom(256)
+    conns = [await ws_connect(Counter, url) for _ in range(50)]
+    sent = 0
+    limit = 0
+
+    def refill(transport: WSTransport) -> None:
+        nonlocal sent
+        if sent < limit:
+            sent += 1
+            transport.send(WSMsgType.BINARY, payload)
+
+    async def burst(count: int) -> None:
+        nonlocal sent, limit
+        limit = sent + count
+        for transport, _ in conns:
+            for _ in range(16):
+                refill(transport)
+        while sum(c.count for _, c in conns) < limit:  # every echo of this burst is back
+            await asyncio.sleep(0.005)
+
+    for _, client in conns:
+        client.refill = refill
+    await burst(50 * 16)  # warm up
+    await hooks[0]()
+    await burst(units)
+    await hooks[1]()
+    for transport, _ in conns:
+        transport.disconnect()
+    return units
+
+
+async def broadcast_row(url: str, units: int, hooks: Hooks) -> int:
+    payload = os.urandom(128)
+    conns = [await ws_connect(Counter, url) for _ in range(1000)]
+    await asyncio.sleep(1)  # every handler has registered its connection
+    sender = conns[0][0]
+    total = 0
+
+    async def one() -> None:
+        nonlocal total
+        sender.send(WSMsgType.BINARY, payload)
+        total += 1
+        for _, client in conns:
+            await client.until(total)
+
+    for _ in range(3):
+        await one()
+    messages = max(1, units // 1000)
+    await hooks[0]()
+    for _ in range(messages):
+        await one()
+    await hooks[1]()
+    for transport, _ in conns:
+        transport.disconnect()
+    return messages * len(conns)
+
+
+def measure(tool: Callgrind | Strace, name: str, row: str, units: int) -> int:
+    """Start the server under ``tool``, run ``units`` of ``row``; the units actually run."""
+    flags = ("--broadcast",) if row == "broadcast" else ()
+    proc, port = start_server(name, True, *flags, prefix=tool.prefix)
+    url = f"ws://127.0.0.1:{port}/"
+    try:
+        hooks = tool.hooks(proc.pid)
+        if row == "pipeline":
+            return int(_uvloop_run(pipeline_row(url, units, hooks)))
+        if row == "broadcast":
+            return int(_uvloop_run(broadcast_row(url, units, hooks)))
+        size = {"echo64": 64, "echo1k": 1024, "echo64k": 65536}[row]
+        return int(_uvloop_run(echo_row(url, size, units, hooks)))
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="picows,wsdoctor,wsdoctor-listener")
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--units", type=int, default=2000, help="round trips or messages (deliveries: broadcast)")
+    parser.add_argument("--keep", metavar="DIR", help="keep callgrind's dumps here (for callgrind_annotate)")
+    args = parser.parse_args()
+    for tool in ("valgrind", "callgrind_control", "strace"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed (Debian: apt install valgrind strace)")
+    names, rows = args.only.split(","), args.rows.split(",")
+    instructions: dict[tuple[str, str], float] = {}
+    calls: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.keep or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            units = args.units * (20 if row == "broadcast" else 1)
+            for name in names:
+                grind = Callgrind(workdir)
+                done = measure(grind, name, row, units)
+                instructions[name, row] = grind.result / done
+                trace = Strace(workdir)
+                done = measure(trace, name, row, units)
+                calls[name, row] = {call: n / done for call, n in trace.result.items()}
+                print(f"{name} {row}: {instructions[name, row]:.0f} instructions, {calls[name, row]}", file=sys.stderr)
+    print(
+        f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
+        f"uvloop, {args.units} units per row (broadcast: {args.units * 20} deliveries); counted, not timed\n"
+    )
+    print("User-space instructions per unit (thousands; ratio to picows):\n")
+    print("| scenario | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for row in rows:
+        base = instructions.get(("picows", row))
+        cells = []
+        for name in names:
+            value = instructions[name, row]
+            cells.append(f"{value / 1000:.2f}" + (f" ({value / base:.2f})" if base and name != "picows" else ""))
+        print(f"| {ROWS[row]} | " + " | ".join(cells) + " |")
+    print("\nSystem calls per unit (those made at least once per 100 units):\n")
+    print("| scenario | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for row in rows:
+        cells = []
+        for name in names:
+            per = calls[name, row]
+            shown = sorted((n, call) for call, n in per.items() if n >= 0.01)
+            total = sum(per.values())
+            cells.append(f"{total:.2f}: " + ", ".join(f"{call} {n:.2f}" for n, call in reversed(shown)))
+        print(f"| {ROWS[row]} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
