@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import uvloop
+
 import wsdoctor
 from wsdoctor import WebSocketConnection
 
@@ -218,3 +220,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@asynccontextmanager
+async def upgraded(port: int, frames: bytes = b"") -> AsyncIterator[tuple[socket.socket, bytes]]:
+    """A raw socket past the opening handshake (``frames`` sent with the request), and what
+    arrived after the 101's head; closed on leaving."""
+    loop = asyncio.get_running_loop()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    try:
+        await loop.sock_sendall(sock, UPGRADE + frames)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await loop.sock_recv(sock, 65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        yield sock, rest
+    finally:
+        sock.close()
+
+
+def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run a scenario on the stock asyncio loop and on uvloop, whose transports differ."""
+    asyncio.run(scenario())
+    uvloop.run(scenario())

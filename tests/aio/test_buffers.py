@@ -10,17 +10,12 @@ are needed, and ``max_queue`` still pauses reading.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import struct
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import uvloop
 
 import wsdoctor
-from _helpers import echo
+from _helpers import echo, on_both_loops, upgraded
 from wsdoctor import WebSocketConnection
 from wsdoctor.aio.connection import _READ_SIZE
 from wsdoctor.protocol._connection import Connection
@@ -30,37 +25,6 @@ from wsdoctor.protocol._mask import SPEEDUPS
 
 def url(server: wsdoctor.Server) -> str:
     return f"ws://127.0.0.1:{server.port_number}/"
-
-
-UPGRADE = (
-    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-
-
-@contextlib.asynccontextmanager
-async def upgraded(port: int, frames: bytes = b"") -> AsyncIterator[tuple[socket.socket, bytes]]:
-    """A raw socket past the opening handshake (``frames`` sent with the request), and what
-    arrived after the 101's head; closed on leaving."""
-    loop = asyncio.get_running_loop()
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setblocking(False)
-    try:
-        await loop.sock_sendall(sock, UPGRADE + frames)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += await loop.sock_recv(sock, 65536)
-        head, _, rest = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101")
-        yield sock, rest
-    finally:
-        sock.close()
-
-
-def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run a scenario on the stock asyncio loop and on uvloop, whose transports differ."""
-    asyncio.run(scenario())
-    uvloop.run(scenario())
 
 
 def test_concurrent_large_frames_share_one_buffer_without_mixing() -> None:

@@ -30,6 +30,7 @@ cdef class WireProtocol:
     cdef public object _recv_waiter
     cdef public bint _paused_reading
     cdef public bint _paused_writing
+    cdef list _pending
     cdef public bint _fragmenting
     cdef public bint _into_sink
     cdef public object _listener
@@ -40,7 +41,7 @@ cdef class WireProtocol:
     @cython.locals(core=Connection)
     cpdef send_now(self, message)
 
-    @cython.locals(data=bytes, head=bytes)
+    @cython.locals(data=bytes, head=bytes, pending=list)
     cdef _send(self, Connection core, object message, str name)
 
     @cython.locals(core=Connection)
@@ -49,9 +50,12 @@ cdef class WireProtocol:
     @cython.locals(core=Connection)
     cpdef get_buffer(self, Py_ssize_t sizehint)
 
-    @cython.locals(core=Connection, events=list)
+    @cython.locals(core=Connection, events=list, corked=bint)
     cpdef buffer_updated(self, Py_ssize_t nbytes)
 
-    @cython.locals(core=Connection)
+    @cython.locals(core=Connection, pending=list)
     cpdef bint send_prepared(self, frame, message=*) except -1
+
+    @cython.locals(pending=list)
+    cpdef _flush_pending(self)
 

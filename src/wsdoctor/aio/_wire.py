@@ -60,6 +60,7 @@ class WireProtocol:
         "_messages",
         "_paused_reading",
         "_paused_writing",
+        "_pending",
         "_recv_waiter",
         "_rview",
         "_tr_is_closing",
@@ -101,6 +102,8 @@ class WireProtocol:
         # place and copies out only what it keeps.
         self._rview = rview
         self._into_sink = False  # the last get_buffer() was the core's sink_view()
+        # Frames held back to leave in one write (see _flush_pending); None when not corked.
+        self._pending: list[bytes] | None = None
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -146,21 +149,30 @@ class WireProtocol:
         if events:
             messages = self._messages
             listener = self._listener
-            for event in events:
-                if type(event) is bytes or type(event) is str:
-                    self.messages_in += 1
-                    if listener is None:
-                        messages.append(event)
-                        continue
-                    try:
-                        listener(event)
-                    except Exception as exc:
-                        self._listener_failed(exc)
-                        break
-                elif type(event) is Pong:
-                    self._pong(event.payload)
-                elif type(event) is CloseReceived:
-                    self._close_received()
+            # Several messages from one read: what the listener sends in answer leaves in one
+            # write after the last of them, not one system call per answer.
+            corked = listener is not None and len(events) > 1 and self._pending is None
+            if corked:
+                self._pending = []
+            try:
+                for event in events:
+                    if type(event) is bytes or type(event) is str:
+                        self.messages_in += 1
+                        if listener is None:
+                            messages.append(event)
+                            continue
+                        try:
+                            listener(event)
+                        except Exception as exc:
+                            self._listener_failed(exc)
+                            break
+                    elif type(event) is Pong:
+                        self._pong(event.payload)
+                    elif type(event) is CloseReceived:
+                        self._close_received()
+            finally:  # whatever happens, nothing stays held back
+                if corked:
+                    self._flush_pending()
             waiter = self._recv_waiter
             if waiter is not None and messages:
                 self._recv_waiter = None
@@ -269,9 +281,26 @@ class WireProtocol:
             core = self._sendable_core()  # raises before the opening handshake is complete
             if core is None:
                 raise await self._closed_error()
+        if self._messages and self._pending is None:
+            # More messages are queued, so the handler is likely to answer them too before it
+            # waits: hold its frames back and write them together, once the queue is empty or
+            # at the loop's next turn, whichever comes first.
+            self._pending = []
+            self._loop.call_soon(self._flush_pending)
         self._send(core, message, "send")
+        if self._pending is not None and not self._messages:
+            self._flush_pending()
         if self._paused_writing:
             await self._drain()
+
+    def _flush_pending(self) -> None:
+        """Write the frames held back (see send() and buffer_updated()) in one write."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if pending and not self._tr_is_closing():
+            self._tr_write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _send(self, core: Core, message: Data | bytearray | memoryview, name: str) -> None:
         """What send() and send_now() share: one message to the transport."""
@@ -295,9 +324,16 @@ class WireProtocol:
             raise TypeError(f"{name}() takes str or bytes, not {type(message).__name__}")
         self.messages_out += 1
         if not self._tr_is_closing():  # True without a transport
+            pending = self._pending
             if head is None:
-                self._tr_write(data)
+                if pending is None:
+                    self._tr_write(data)
+                else:
+                    pending.append(data)
             else:
+                if pending:
+                    self._flush_pending()
+                    self._pending = []  # still corked, in order
                 transport = self._transport
                 assert transport is not None  # is_closing() said False
                 transport.writelines((head, data))
@@ -327,7 +363,11 @@ class WireProtocol:
             if message is None:
                 raise ValueError("this connection builds its own frame: pass the message")
             frame = core.send_text(message) if isinstance(message, str) else core.send_binary(message)
-        self._tr_write(frame)
+        pending = self._pending
+        if pending is None:
+            self._tr_write(frame)
+        else:
+            pending.append(frame)  # after what this connection already holds back
         return True
 
     # Hooks for what is not per message; WebSocketConnection defines them.

@@ -481,6 +481,7 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         return closed_exception(await asyncio.shield(self._closed))
 
     def _write(self, data: bytes) -> None:
+        self._flush_pending()  # data frames held back go first, in order
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
@@ -536,6 +537,7 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
             # RFC 6455 7.1.1: the server closes the TCP connection first.
             self._arm_close_timer()
             return
+        self._flush_pending()
         transport.close()
         # close() only flushes what is buffered; a peer that stopped reading would keep
         # the connection, and its buffers, forever. The close timer aborts it.
