@@ -18,6 +18,7 @@ the pipeline row more messages arrive per read than at full speed; the other row
 work per unit at any speed.
 
     python bench/instructions.py [--only picows,wsdoctor-listener] [--rows echo64,broadcast] [--units 2000]
+    python bench/instructions.py --base /path/to/old/src   # adds wsdoctor@base, another tree's server
     python bench/instructions.py --only wsdoctor-listener --rows echo64 --keep /tmp/cg
     callgrind_annotate --inclusive=yes /tmp/cg/callgrind.PID.1   # where those instructions go
 """
@@ -42,7 +43,7 @@ from picows import WSMsgType, WSTransport, ws_connect
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from suite import Counter, Reassembler, _uvloop_run, start_server, stop  # noqa: E402
+from suite import BASE_ENV, Counter, Reassembler, _uvloop_run, start_server, stop  # noqa: E402
 
 SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
 ROWS = {
@@ -226,7 +227,12 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--units", type=int, default=2000, help="round trips or messages (deliveries: broadcast)")
     parser.add_argument("--keep", metavar="DIR", help="keep callgrind's dumps here (for callgrind_annotate)")
+    parser.add_argument("--base", metavar="SRC", help="also count wsdoctor from this src/ directory (wsdoctor@base)")
     args = parser.parse_args()
+    if args.base:
+        BASE_ENV.update(os.environ, PYTHONPATH=str(Path(args.base).resolve()))
+        if "wsdoctor@base" not in args.only.split(","):
+            args.only += ",wsdoctor@base"
     for tool in ("valgrind", "callgrind_control", "strace"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (Debian: apt install valgrind strace)")
