@@ -23,6 +23,8 @@ cdef class WireProtocol:
     cdef object _transport
     cdef object _tr_write
     cdef object _tr_is_closing
+    cdef object _tr_buffered
+    cdef readonly Py_ssize_t _fd
     cdef public object max_queue
     cdef public Py_ssize_t messages_in
     cdef public Py_ssize_t messages_out
@@ -58,4 +60,7 @@ cdef class WireProtocol:
 
     @cython.locals(pending=list)
     cpdef _flush_pending(self)
+
+    @cython.locals(fd=Py_ssize_t, sent=Py_ssize_t)
+    cdef _write_now(self, bytes data)
 

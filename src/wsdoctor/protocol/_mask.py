@@ -22,6 +22,8 @@ __all__ = [
     "py_frame",
     "py_header",
     "py_payload_at",
+    "py_try_send",
+    "try_send",
 ]
 
 _pack_h2 = struct.Struct("!BB").pack
@@ -140,13 +142,30 @@ class PyPayloadSink:
         return data
 
 
+def py_try_send(fd: int, data: bytes | bytearray | memoryview) -> int:
+    """Send ``data`` on the non-blocking socket ``fd`` now: the bytes the kernel took, or -1 for none.
+
+    -1 covers a full socket buffer and every error alike: the caller then hands the data to
+    its transport, which buffers it or reports the error in its own way. (Python ignores
+    SIGPIPE, so a peer that is gone raises here rather than ending the process.)
+    """
+    if fd < 0 or not data:
+        return -1
+    try:
+        sent = os.write(fd, data)
+    except OSError:
+        return -1
+    return sent if sent > 0 else -1
+
+
 try:
     if os.environ.get("WSDOCTOR_NO_SPEEDUPS"):  # the test suite runs the core both ways
         raise ImportError("disabled by WSDOCTOR_NO_SPEEDUPS")
-    from wsdoctor.protocol._speedups import PayloadSink, apply_mask, frame, header, payload_at
+    from wsdoctor.protocol._speedups import PayloadSink, apply_mask, frame, header, payload_at, try_send
 
     SPEEDUPS = True
 except ImportError:
+    try_send = py_try_send
     apply_mask = py_apply_mask
     frame = py_frame
     header = py_header

@@ -9,6 +9,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <errno.h>
+#include <sys/socket.h>
+#endif
 
 /* Below this size the XOR takes less time than releasing and taking back the GIL. */
 #define RELEASE_GIL_ABOVE (64 * 1024)
@@ -494,7 +498,48 @@ static PyTypeObject PayloadSinkType = {
     .tp_new = sink_new,
 };
 
+/*
+ * try_send(fd, data): send data on the non-blocking socket fd at once, without waiting and
+ * without SIGPIPE; the number of bytes the kernel took, or -1 when it took none (a full socket
+ * buffer, an error: the caller hands everything to its transport, which reports errors). The
+ * GIL is kept: a non-blocking send does not wait, and releasing the GIL costs more than it.
+ */
+static PyObject *
+try_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "try_send() takes exactly 2 arguments (fd, data)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer data;
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t sent = -1;
+#ifndef _WIN32
+    int flags = MSG_DONTWAIT;
+#ifdef MSG_NOSIGNAL
+    flags |= MSG_NOSIGNAL;
+#endif
+    if (fd >= 0 && data.len > 0) {
+        do {
+            sent = send((int)fd, data.buf, (size_t)data.len, flags);
+        } while (sent < 0 && errno == EINTR);
+        if (sent <= 0) {
+            sent = -1;
+        }
+    }
+#endif
+    PyBuffer_Release(&data);
+    return PyLong_FromSsize_t(sent);
+}
+
 static PyMethodDef methods[] = {
+    {"try_send", (PyCFunction)(void (*)(void))try_send, METH_FASTCALL, "Send on a non-blocking socket now; bytes taken or -1."},
     {"header", (PyCFunction)(void (*)(void))header, METH_FASTCALL, "An unmasked frame's header for a payload of the given length."},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, "XOR data with a repeating 4-byte mask; returns bytes."},
     {"payload_at", (PyCFunction)(void (*)(void))payload_at, METH_FASTCALL, "A payload out of a read buffer as bytes, unmasked."},

@@ -1,0 +1,146 @@
+"""Frames sent straight to the socket when the transport holds nothing (uvloop, plain TCP).
+
+``try_send`` (C, with its pure-Python twin) sends on a non-blocking socket and reports what
+the kernel took; the connection uses it only on uvloop's plain TCP transport, only while the
+transport buffers nothing, and hands the rest, and every error, to the transport. These
+tests check the function against real sockets, where the connection uses it and where it
+must not (asyncio's transport, TLS), and that a peer that stops reading or disappears
+loses or reorders nothing and ends the connection as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import uvloop
+
+import wsdoctor
+from _helpers import echo, upgraded
+from wsdoctor import WebSocketConnection
+from wsdoctor.diagnose.certs import Pki
+from wsdoctor.protocol import _speedups
+from wsdoctor.protocol._connection import Connection
+from wsdoctor.protocol._events import BinaryMessage
+from wsdoctor.protocol._mask import py_try_send
+
+SENDERS: list[Callable[[int, bytes], int]] = [_speedups.try_send, py_try_send]
+
+
+@pytest.mark.parametrize("send", SENDERS, ids=["c", "python"])
+def test_try_send_reports_what_the_kernel_took(send: Callable[[int, bytes], int]) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        assert send(a.fileno(), b"hello") == 5
+        assert b.recv(16) == b"hello"
+        assert send(a.fileno(), b"") == -1  # nothing to send
+        assert send(-1, b"x") == -1  # no socket
+        # A peer that does not read: the kernel takes part, then nothing.
+        big = os.urandom(1 << 22)
+        took = send(a.fileno(), big)
+        assert 0 < took < len(big)
+        assert send(a.fileno(), big) == -1
+        received = b""
+        while len(received) < took:
+            received += b.recv(1 << 20)
+        assert received == big[:took]
+        b.close()
+        assert send(a.fileno(), b"gone") == -1  # an error is -1 too, never an exception or SIGPIPE
+
+
+def test_the_connection_sends_directly_only_on_uvloops_plain_tcp(tmp_path: Path) -> None:
+    async def fds(loop_is_uvloop: bool, ssl_server: object = None, ssl_client: object = None) -> tuple[int, int]:
+        seen: list[WebSocketConnection] = []
+
+        async def handler(ws: WebSocketConnection) -> None:
+            seen.append(ws)
+            await echo(ws)
+
+        scheme = "wss" if ssl_server else "ws"
+        async with (
+            asyncio.timeout(15),
+            wsdoctor.serve(handler, "127.0.0.1", 0, ssl=ssl_server) as server,  # type: ignore[arg-type]
+            wsdoctor.connect(f"{scheme}://127.0.0.1:{server.port_number}/", ssl=ssl_client) as ws,  # type: ignore[arg-type]
+        ):
+            await ws.send(b"x")
+            assert await ws.recv() == b"x"
+            assert seen[0].transport is not None
+            sock = seen[0].transport.get_extra_info("socket")
+            expected = sock.fileno() if loop_is_uvloop and not ssl_server else -1
+            assert seen[0]._fd == expected
+            return seen[0]._fd, ws._fd
+
+    server_fd, client_fd = uvloop.run(fds(True))
+    assert server_fd >= 0 and client_fd >= 0
+    assert asyncio.run(fds(False)) == (-1, -1)
+    pki = Pki(tmp_path)
+    assert uvloop.run(fds(True, pki.healthy(["127.0.0.1"]), pki.client_context())) == (-1, -1)
+
+
+def test_a_peer_that_stops_reading_gets_every_frame_in_order() -> None:
+    """The kernel's buffer fills: part of a frame goes directly, the rest through the transport."""
+
+    async def scenario() -> None:
+        ready = asyncio.Event()
+        conns: list[WebSocketConnection] = []
+        payloads = [i.to_bytes(4, "big") + os.urandom(20_000) for i in range(600)]
+
+        async def handler(ws: WebSocketConnection) -> None:
+            conns.append(ws)
+            ready.set()
+            await ws.wait_closed()
+
+        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
+            async with upgraded(server.port_number) as (sock, rest):
+                await ready.wait()
+                ws = conns[0]
+                assert ws._fd >= 0 and ws.transport is not None
+                ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+                for p in payloads:  # 12 MB the client does not read yet
+                    ws.send_now(p)
+                assert ws.transport.get_write_buffer_size() > 0  # the rest waits in the transport
+                reader = Connection(True)
+                got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
+                loop = asyncio.get_running_loop()
+                while len(got) < len(payloads):
+                    chunk = await loop.sock_recv(sock, 1 << 16)
+                    assert chunk
+                    got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
+                assert got == payloads
+
+    uvloop.run(scenario())
+
+
+def test_a_peer_that_vanished_ends_the_connection_as_before() -> None:
+    async def scenario() -> None:
+        ready = asyncio.Event()
+        conns: list[WebSocketConnection] = []
+
+        async def handler(ws: WebSocketConnection) -> None:
+            conns.append(ws)
+            ready.set()
+            await ws.wait_closed()
+
+        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
+            async with upgraded(server.port_number) as (sock, _):
+                await ready.wait()
+                # Reset rather than close: the server's next send meets a dead socket.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            ws = conns[0]
+            await asyncio.sleep(0.05)
+            for _ in range(3):
+                try:
+                    ws.send_now(b"into the void")
+                except wsdoctor.ConnectionClosed:
+                    break
+                await asyncio.sleep(0.01)
+            ending = await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ending.code == 1006
+
+    uvloop.run(scenario())
