@@ -18,10 +18,15 @@ client), so the figures reflect the servers. The measure is the server's CPU tim
 client's own CPU per echo round trip.
 
 The machine these figures come from is a shared 2-core VM: absolute numbers move from
-minute to minute. Servers are interleaved round by round and the median of the rounds
-is kept; compare the ratios within one run, not numbers across runs.
+minute to minute. The echo, pipeline, 1 MiB and broadcast rows are therefore measured in
+paired slices (see "paired slices" below: every server running at once, one short slice
+each per cycle, the server's CPU from /proc/PID/schedstat, the ratio to picows taken
+cycle by cycle); deflate, idle and the handshake are interleaved round by round and the
+median of the rounds is kept. Compare the ratios within one run, not numbers across runs.
+For counts that no neighbour can blur, see bench/instructions.py.
 
-    python bench/suite.py [--seconds 2] [--repeat 3] [--only wsdoctor,picows] [--rows echo64,pipeline]
+    python bench/suite.py [--cycles 12] [--slice 0.5] [--seconds 2] [--repeat 3] [--only wsdoctor,picows]
+                          [--rows echo64,pipeline]
     python bench/suite.py --clients
 """
 
@@ -32,6 +37,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -45,7 +51,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import cpu_seconds, free_port  # noqa: E402
+from _common import cpu_ns, cpu_seconds, free_port  # noqa: E402
 from idle import raise_nofile  # noqa: E402
 from idle import run as run_idle  # noqa: E402
 
@@ -197,6 +203,187 @@ async def deflate_row(pid: int, url: str, seconds: float) -> float:
 
         cpu, units = await timed(pid, seconds, step)
     return cpu / units
+
+
+# ------------------------------------------------------------------ paired slices
+#
+# On a shared VM the CPU a server needs for the same work moves by 20-50% from one minute to
+# the next, which is more than the differences left between the fastest servers. So the rows
+# below are measured in paired slices: every server runs at once (idle ones wait in epoll),
+# each row is cut into short slices, and every cycle gives each server one slice, in a new
+# random order. A server is compared with picows slice against slice in the same cycle, and
+# the ratio reported is the median of those per-cycle ratios: a slow minute slows both sides
+# of a pair.
+
+PAIRED_ROWS = ("echo64", "echo1k", "echo64k", "mib", "pipeline", "broadcast")
+
+
+class Load:
+    """One server's client side for a row: connected once, then run slice by slice."""
+
+    async def open(self, url: str) -> None:
+        raise NotImplementedError
+
+    async def run(self, seconds: float) -> int:
+        """Work for about ``seconds``; returns the units done (all of them answered)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class EchoLoad(Load):
+    def __init__(self, size: int) -> None:
+        self.payload = os.urandom(size)
+
+    async def open(self, url: str) -> None:
+        self.transport, self.client = await ws_connect(Reassembler, url, max_frame_size=1 << 25)
+        await self.run(0)
+
+    async def run(self, seconds: float) -> int:
+        loop = asyncio.get_running_loop()
+        transport, client, payload = self.transport, self.client, self.payload
+        deadline = loop.time() + seconds
+        units = 0
+        while True:
+            transport.send(WSMsgType.BINARY, payload)
+            await client.until(client.count + 1)
+            units += 1
+            if loop.time() >= deadline:
+                return units
+
+    def close(self) -> None:
+        self.transport.disconnect()
+
+
+class PipelineLoad(Load):
+    """50 connections x 16 messages of 256 B in flight; each echo is answered by a new message."""
+
+    async def open(self, url: str) -> None:
+        self.payload = os.urandom(256)
+        self.conns = [await ws_connect(Counter, url) for _ in range(50)]
+        self.running = False
+        self.sent = 0
+        for _, client in self.conns:
+            client.refill = self.refill
+        await self.run(0.05)
+
+    def refill(self, transport: WSTransport) -> None:
+        if self.running:
+            self.sent += 1
+            transport.send(WSMsgType.BINARY, self.payload)
+
+    def received(self) -> int:
+        return sum(client.count for _, client in self.conns)
+
+    async def run(self, seconds: float) -> int:
+        start = self.received()
+        self.sent = start
+        self.running = True
+        for transport, _ in self.conns:
+            for _ in range(16):
+                self.refill(transport)
+        await asyncio.sleep(seconds)
+        self.running = False
+        while self.received() < self.sent:  # the messages in flight come back
+            await asyncio.sleep(0.001)
+        return self.received() - start
+
+    def close(self) -> None:
+        for transport, _ in self.conns:
+            transport.disconnect()
+
+
+class BroadcastLoad(Load):
+    """1,000 connections; one sends 128 B and the server sends it to all: units are deliveries."""
+
+    async def open(self, url: str) -> None:
+        self.payload = os.urandom(128)
+        self.conns = [await ws_connect(Counter, url) for _ in range(1000)]
+        await asyncio.sleep(0.5)  # every handler has registered its connection
+        self.total = 0
+        await self.run(0)
+
+    async def run(self, seconds: float) -> int:
+        loop = asyncio.get_running_loop()
+        sender = self.conns[0][0]
+        deadline = loop.time() + seconds
+        units = 0
+        while True:
+            sender.send(WSMsgType.BINARY, self.payload)
+            self.total += 1
+            for _, client in self.conns:
+                await client.until(self.total)
+            units += len(self.conns)
+            if loop.time() >= deadline:
+                return units
+
+    def close(self) -> None:
+        for transport, _ in self.conns:
+            transport.disconnect()
+
+
+def make_load(row: str) -> Load:
+    sizes = {"echo64": 64, "echo1k": 1024, "echo64k": 65536, "mib": 1 << 20}
+    if row in sizes:
+        return EchoLoad(sizes[row])
+    return PipelineLoad() if row == "pipeline" else BroadcastLoad()
+
+
+Servers = dict[str, tuple[int, str]]  # name: (pid, url)
+PerCycle = dict[str, list[float]]  # name: a value per cycle
+
+
+async def paired_row(row: str, servers: Servers, cycles: int, seconds: float) -> PerCycle:
+    """Server CPU (ns) per unit for each server, one value per cycle; see the comment above."""
+    loads: dict[str, Load] = {}
+    for name, (_, url) in servers.items():
+        loads[name] = make_load(row)
+        await loads[name].open(url)
+    per: PerCycle = {name: [] for name in servers}
+    try:
+        for _ in range(cycles):
+            order = list(servers)
+            random.shuffle(order)
+            for name in order:
+                pid = servers[name][0]
+                cpu0 = cpu_ns(pid)
+                units = await loads[name].run(seconds)
+                per[name].append((cpu_ns(pid) - cpu0) / units)
+    finally:
+        for load in loads.values():
+            load.close()
+    return per
+
+
+def measure_paired(names: list[str], rows: list[str], cycles: int, seconds: float, uvloop: bool) -> dict[str, PerCycle]:
+    """The paired rows for every server; per row, per server, CPU µs (ms for 1 MiB) per unit by cycle."""
+    runner = _uvloop_run if uvloop else asyncio.run
+    out: dict[str, PerCycle] = {}
+    groups = [([r for r in rows if r != "broadcast"], ()), ([r for r in rows if r == "broadcast"], ("--broadcast",))]
+    for group, flags in groups:
+        if not group:
+            continue
+        procs = {name: start_server(name, uvloop, *flags) for name in names}
+        try:
+            servers = {name: (proc.pid, f"ws://127.0.0.1:{port}/") for name, (proc, port) in procs.items()}
+            for row in group:
+                scale = 1e-6 if row == "mib" else 1e-3
+                per = runner(paired_row(row, servers, cycles, seconds))
+                out[row] = {name: [v * scale for v in values] for name, values in per.items()}
+                medians = ", ".join(f"{n} {statistics.median(v):.3g}" for n, v in out[row].items())
+                print(f"{row}: {medians}", file=sys.stderr, flush=True)
+        finally:
+            for proc, _ in procs.values():
+                stop(proc)
+    return out
+
+
+def paired_ratio(values: PerCycle, mine: str, ref: str) -> tuple[float, float, float]:
+    """The median and quartiles of ``mine``'s per-cycle ratio to ``ref``."""
+    ratios = sorted(a / b for a, b in zip(values[mine], values[ref], strict=True))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return q[1], q[0], q[2]
 
 
 # --base DIR adds "wsdoctor@base": the wsdoctor server run from another source tree
@@ -382,9 +569,15 @@ def clients_table(args: argparse.Namespace) -> None:
 
 
 def header(args: argparse.Namespace, what: str) -> str:
+    paired = (
+        f"echo, pipeline, 1 MiB and broadcast in {args.cycles} cycles of paired {args.slice:g} s slices "
+        "(ratio: median of the per-cycle ratios, quartiles in brackets), the other rows "
+        if not args.clients
+        else ""
+    )
     return (
         f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} cores, loop: {'asyncio' if args.asyncio else 'uvloop'}, {args.seconds:g} s per row, "
+        f"{os.cpu_count()} cores, loop: {'asyncio' if args.asyncio else 'uvloop'}, {paired}{args.seconds:g} s per row, "
         f"median of {args.repeat} interleaved rounds; {what}\n"
     )
 
@@ -398,6 +591,8 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--clients", action="store_true", help="compare clients against one picows server")
     parser.add_argument("--base", metavar="SRC", help="also run wsdoctor from this src/ directory (wsdoctor@base)")
+    parser.add_argument("--cycles", type=int, default=12, help="paired rows: cycles of one slice per server")
+    parser.add_argument("--slice", type=float, default=0.5, help="paired rows: seconds per slice")
     args = parser.parse_args()
     if args.base:
         BASE_ENV.update(os.environ, PYTHONPATH=str(Path(args.base).resolve()))
@@ -408,11 +603,16 @@ def main() -> None:
         return
     names = args.only.split(",")
     rows = args.rows.split(",")
+    paired = measure_paired(names, [r for r in rows if r in PAIRED_ROWS], args.cycles, args.slice, not args.asyncio)
+    rest = [r for r in rows if r not in PAIRED_ROWS]
     results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.repeat):
+    for row, per in paired.items():
+        for name, values in per.items():
+            results[(name, row)] = values
+    for _ in range(args.repeat if rest else 0):
         for name in names:
             try:
-                measured = measure_server(name, rows, args.seconds, not args.asyncio)
+                measured = measure_server(name, rest, args.seconds, not args.asyncio)
             except Exception as exc:  # one broken round should not lose the others
                 print(f"{name}: round failed: {exc!r}", file=sys.stderr, flush=True)
                 continue
@@ -430,7 +630,13 @@ def main() -> None:
         ref = "aiohttp" if row == "deflate" else "picows"
         ratios = []
         for mine in ("wsdoctor", "wsdoctor-listener", "wsdoctor@base"):
-            ratios.append(f"{med[mine] / med[ref]:.2f}" if mine in med and ref in med else "–")
+            if mine not in med or ref not in med:
+                ratios.append("–")
+            elif row in paired:
+                middle, low, high = paired_ratio(paired[row], mine, ref)
+                ratios.append(f"{middle:.2f} ({low:.2f}-{high:.2f})")
+            else:
+                ratios.append(f"{med[mine] / med[ref]:.2f}")
         if row == "deflate":
             ratios = [f"{r} × aiohttp" if r != "–" else r for r in ratios]
         print(f"| {LABELS[row]} | {cells} | " + " | ".join(ratios[: 3 if args.base else 2]) + " |")
