@@ -52,6 +52,7 @@ ROWS = {
     "echo64k": "echo 64 KiB, per round trip",
     "pipeline": "pipeline 50 × 16 × 256 B, per message",
     "broadcast": "broadcast 128 B to 1,000 conns, per delivery",
+    "handshake": "opening handshake, per connection",
 }
 
 # One measured stretch: begin() before the first unit, end() after the last.
@@ -204,6 +205,17 @@ async def broadcast_row(url: str, units: int, hooks: Hooks) -> int:
     return messages * len(conns)
 
 
+async def handshake_row(url: str, units: int, hooks: Hooks) -> int:
+    """Connections opened one after the other (accept, upgrade, 101, the handler's start)."""
+    conns = [await ws_connect(Counter, url) for _ in range(20)]  # warm up
+    await hooks[0]()
+    conns += [await ws_connect(Counter, url) for _ in range(units)]
+    await hooks[1]()
+    for transport, _ in conns:
+        transport.disconnect()
+    return units
+
+
 def measure(tool: Callgrind | Strace, name: str, row: str, units: int) -> int:
     """Start the server under ``tool``, run ``units`` of ``row``; the units actually run."""
     flags = ("--broadcast",) if row == "broadcast" else ()
@@ -215,6 +227,8 @@ def measure(tool: Callgrind | Strace, name: str, row: str, units: int) -> int:
             return int(_uvloop_run(pipeline_row(url, units, hooks)))
         if row == "broadcast":
             return int(_uvloop_run(broadcast_row(url, units, hooks)))
+        if row == "handshake":
+            return int(_uvloop_run(handshake_row(url, units // 4, hooks)))
         size = {"echo64": 64, "echo1k": 1024, "echo64k": 65536}[row]
         return int(_uvloop_run(echo_row(url, size, units, hooks)))
     finally:
@@ -224,7 +238,7 @@ def measure(tool: Callgrind | Strace, name: str, row: str, units: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="picows,wsdoctor,wsdoctor-listener")
-    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--rows", default=",".join(r for r in ROWS if r != "handshake"), help=", ".join(ROWS))
     parser.add_argument("--units", type=int, default=2000, help="round trips or messages (deliveries: broadcast)")
     parser.add_argument("--keep", metavar="DIR", help="keep callgrind's dumps here (for callgrind_annotate)")
     parser.add_argument("--base", metavar="SRC", help="also count wsdoctor from this src/ directory (wsdoctor@base)")

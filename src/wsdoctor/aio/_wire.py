@@ -448,6 +448,12 @@ def _nothing_buffered() -> int:
     return 0
 
 
+# Transport classes seen so far, by whether frames may go to their socket directly: a type's
+# __name__ and __module__ cost more to look up than a set does, once per connection.
+_DIRECT_KINDS: set[type] = set()
+_OTHER_KINDS: set[type] = set()
+
+
 def _direct_fd(transport: asyncio.Transport | None) -> int:
     """The socket under ``transport`` when frames may be sent on it directly, else -1.
 
@@ -455,8 +461,13 @@ def _direct_fd(transport: asyncio.Transport | None) -> int:
     asyncio's own transport already sends directly when its buffer is empty.
     """
     kind = type(transport)
-    if kind.__name__ != "TCPTransport" or kind.__module__ != "uvloop.loop":
-        return -1
+    if kind not in _DIRECT_KINDS:
+        if kind in _OTHER_KINDS:
+            return -1
+        if kind.__name__ != "TCPTransport" or kind.__module__ != "uvloop.loop":
+            _OTHER_KINDS.add(kind)
+            return -1
+        _DIRECT_KINDS.add(kind)
     assert transport is not None
     sock = transport.get_extra_info("socket")
     try:
