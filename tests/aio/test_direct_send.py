@@ -1,11 +1,12 @@
 """Frames sent straight to the socket when the transport holds nothing (uvloop, plain TCP).
 
-``try_send`` (C, with its pure-Python twin) sends on a non-blocking socket and reports what
-the kernel took; the connection uses it only on uvloop's plain TCP transport, only while the
-transport buffers nothing, and hands the rest, and every error, to the transport. These
-tests check the function against real sockets, where the connection uses it and where it
-must not (asyncio's transport, TLS), and that a peer that stops reading or disappears
-loses or reorders nothing and ends the connection as before.
+``try_send`` and ``try_sendv`` (C, with their pure-Python twins) send on a non-blocking
+socket, the latter a header and its payload in one call, and report what the kernel took.
+The connection uses them only on uvloop's plain TCP transport, only while the transport
+buffers nothing, and hands the rest, and every error, to the transport. These tests check
+the functions against real sockets, where the connection uses them and where it must not
+(asyncio's transport, TLS), and that a peer that stops reading or disappears loses or
+reorders nothing and ends the connection as before.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from wsdoctor.diagnose.certs import Pki
 from wsdoctor.protocol import _speedups
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._events import BinaryMessage
-from wsdoctor.protocol._mask import py_try_send
+from wsdoctor.protocol._mask import py_try_send, py_try_sendv
 
 SENDERS: list[Callable[[int, bytes], int]] = [_speedups.try_send, py_try_send]
+VECTOR_SENDERS: list[Callable[[int, bytes, bytes], int]] = [_speedups.try_sendv, py_try_sendv]
 
 
 @pytest.mark.parametrize("send", SENDERS, ids=["c", "python"])
@@ -52,6 +54,28 @@ def test_try_send_reports_what_the_kernel_took(send: Callable[[int, bytes], int]
         assert received == big[:took]
         b.close()
         assert send(a.fileno(), b"gone") == -1  # an error is -1 too, never an exception or SIGPIPE
+
+
+@pytest.mark.parametrize("sendv", VECTOR_SENDERS, ids=["c", "python"])
+def test_try_sendv_sends_a_header_and_its_payload_in_one_call(sendv: Callable[[int, bytes, bytes], int]) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        assert sendv(a.fileno(), b"\x82\x05", b"hello") == 7
+        assert b.recv(16) == b"\x82\x05hello"
+        assert sendv(a.fileno(), b"", b"") == -1
+        assert sendv(-1, b"h", b"x") == -1
+        head, big = b"\x82\x7f" + (1 << 22).to_bytes(8, "big"), os.urandom(1 << 22)
+        took = sendv(a.fileno(), head, big)
+        assert 0 < took < len(head) + len(big)
+        assert sendv(a.fileno(), head, big) == -1  # the kernel takes nothing more
+        received = b""
+        while len(received) < took:
+            received += b.recv(1 << 20)
+        assert received == (head + big)[:took]
+        b.close()
+        assert sendv(a.fileno(), head, b"gone") == -1
 
 
 def test_the_connection_sends_directly_only_on_uvloops_plain_tcp(tmp_path: Path) -> None:

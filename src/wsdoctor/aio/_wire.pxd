@@ -43,8 +43,11 @@ cdef class WireProtocol:
     @cython.locals(core=Connection)
     cpdef send_now(self, message)
 
-    @cython.locals(data=bytes, head=bytes, pending=list)
+    @cython.locals(data=bytes, head=bytes, pending=list, opcode=int)
     cdef _send(self, Connection core, object message, str name)
+
+    @cython.locals(fd=Py_ssize_t, sent=Py_ssize_t)
+    cdef _write_parts(self, bytes head, bytes payload)
 
     @cython.locals(core=Connection)
     cpdef object _message_waiter(self)

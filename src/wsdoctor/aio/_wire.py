@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from wsdoctor.protocol._errors import ConnectionClosed
 from wsdoctor.protocol._events import CloseReceived, Pong
-from wsdoctor.protocol._mask import try_send
+from wsdoctor.protocol._mask import try_send, try_sendv
 
 if TYPE_CHECKING:
     import asyncio
@@ -333,38 +333,65 @@ class WireProtocol:
     def _send(self, core: Core, message: Data | bytearray | memoryview, name: str) -> None:
         """What send() and send_now() share: one message to the transport."""
         # core.send_binary() and send_text() written out, for the compiled class's direct call.
-        head = None
+        payload: bytes | bytearray | memoryview
         if type(message) is bytes:
-            # A large message leaves as its header and the payload itself: only bytes,
-            # which cannot change while the transport still holds them (a bytearray could).
-            # One writelines() is one system call on uvloop, which keeps a reference to what
-            # it cannot send at once; asyncio's own transports join the two.
-            if len(message) >= LARGE:
-                head = core.header_for(2, message)  # None when the frame must be built whole
-            data = core._send_message(2, message) if head is None else message
+            opcode, payload = 2, message
         elif type(message) is str:
-            data = core._send_message(1, message.encode())
+            opcode, payload = 1, message.encode()
         elif isinstance(message, bytearray | memoryview):
-            data = core._send_message(2, message)
+            opcode, payload = 2, message
         elif isinstance(message, str):
-            data = core._send_message(1, message.encode())
+            opcode, payload = 1, message.encode()
         else:
             raise TypeError(f"{name}() takes str or bytes, not {type(message).__name__}")
+        # The message leaves as its header and the payload itself rather than copied into a
+        # frame when the payload is bytes (which cannot change while the transport still holds
+        # it; a bytearray could) and the frame is neither masked nor compressed: when it may go
+        # straight to the socket now (one sendmsg, see _write_parts), or when it is large (one
+        # writelines(): one system call on uvloop; asyncio's transports join the two). A small
+        # frame held back with others (see _flush_pending) is built whole: they are joined anyway.
+        head = None
+        if type(payload) is bytes and ((self._fd >= 0 and self._pending is None) or len(payload) >= LARGE):
+            head = core.header_for(opcode, payload)  # None when the frame must be built whole
+        if head is None:
+            data = core._send_message(opcode, payload)
+        else:
+            assert isinstance(payload, bytes)  # what header_for() was given
+            data = payload
         self.messages_out += 1
-        if not self._tr_is_closing():  # True without a transport
-            pending = self._pending
-            if head is None:
-                if pending is None:
-                    self._write_now(data)
-                else:
-                    pending.append(data)
+        if self._tr_is_closing():  # True without a transport
+            return
+        pending = self._pending
+        if head is None:
+            if pending is None:
+                self._write_now(data)
             else:
-                if pending:
-                    self._flush_pending()
-                    self._pending = []  # still corked, in order
-                transport = self._transport
-                assert transport is not None  # is_closing() said False
-                transport.writelines((head, data))
+                pending.append(data)
+        elif pending is None:
+            self._write_parts(head, data)
+        elif len(data) < LARGE:
+            pending.append(head + data)
+        else:
+            self._flush_pending()
+            self._write_parts(head, data)
+            self._pending = []  # still corked, in order
+
+    def _write_parts(self, head: bytes, payload: bytes) -> None:
+        """Write a frame given as its header and payload; _write_now() without joining them."""
+        fd = self._fd
+        sent = -1
+        if fd >= 0 and not self._tr_buffered():
+            sent = try_sendv(fd, head, payload)
+            if sent == len(head) + len(payload):
+                return
+        transport = self._transport
+        assert transport is not None  # is_closing() said False
+        if sent <= 0:
+            transport.writelines((head, payload))
+        elif sent < len(head):
+            transport.writelines((head[sent:], payload))
+        else:
+            self._tr_write(memoryview(payload)[sent - len(head) :])
 
     def send_prepared(self, frame: bytes | None, message: Data | None = None) -> bool:
         """Write a data frame built once for many connections, without waiting.

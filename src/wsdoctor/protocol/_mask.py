@@ -23,7 +23,9 @@ __all__ = [
     "py_header",
     "py_payload_at",
     "py_try_send",
+    "py_try_sendv",
     "try_send",
+    "try_sendv",
 ]
 
 _pack_h2 = struct.Struct("!BB").pack
@@ -158,14 +160,34 @@ def py_try_send(fd: int, data: bytes | bytearray | memoryview) -> int:
     return sent if sent > 0 else -1
 
 
+def py_try_sendv(fd: int, head: bytes, payload: bytes | bytearray | memoryview) -> int:
+    """py_try_send() of ``head`` followed by ``payload``, in one system call (writev)."""
+    if fd < 0 or not (head or payload):
+        return -1
+    try:
+        sent = os.writev(fd, [head, payload])
+    except OSError:
+        return -1
+    return sent if sent > 0 else -1
+
+
 try:
     if os.environ.get("WSDOCTOR_NO_SPEEDUPS"):  # the test suite runs the core both ways
         raise ImportError("disabled by WSDOCTOR_NO_SPEEDUPS")
-    from wsdoctor.protocol._speedups import PayloadSink, apply_mask, frame, header, payload_at, try_send
+    from wsdoctor.protocol._speedups import (
+        PayloadSink,
+        apply_mask,
+        frame,
+        header,
+        payload_at,
+        try_send,
+        try_sendv,
+    )
 
     SPEEDUPS = True
 except ImportError:
     try_send = py_try_send
+    try_sendv = py_try_sendv
     apply_mask = py_apply_mask
     frame = py_frame
     header = py_header

@@ -12,6 +12,7 @@
 #ifndef _WIN32
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #endif
 
 /* Below this size the XOR takes less time than releasing and taking back the GIL. */
@@ -538,7 +539,56 @@ try_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(sent);
 }
 
+/*
+ * try_sendv(fd, head, payload): try_send() of head followed by payload, in one sendmsg(2): a
+ * frame sent as its header and the caller's payload, without copying them into one buffer.
+ */
+static PyObject *
+try_sendv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "try_sendv() takes exactly 3 arguments (fd, head, payload)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer head, payload;
+    if (PyObject_GetBuffer(args[1], &head, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &payload, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&head);
+        return NULL;
+    }
+    Py_ssize_t sent = -1;
+#ifndef _WIN32
+    int flags = MSG_DONTWAIT;
+#ifdef MSG_NOSIGNAL
+    flags |= MSG_NOSIGNAL;
+#endif
+    if (fd >= 0 && head.len + payload.len > 0) {
+        struct iovec iov[2] = {{head.buf, (size_t)head.len}, {payload.buf, (size_t)payload.len}};
+        struct msghdr msg;
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = 2;
+        do {
+            sent = sendmsg((int)fd, &msg, flags);
+        } while (sent < 0 && errno == EINTR);
+        if (sent <= 0) {
+            sent = -1;
+        }
+    }
+#endif
+    PyBuffer_Release(&head);
+    PyBuffer_Release(&payload);
+    return PyLong_FromSsize_t(sent);
+}
+
 static PyMethodDef methods[] = {
+    {"try_sendv", (PyCFunction)(void (*)(void))try_sendv, METH_FASTCALL, "try_send() of two buffers in one sendmsg."},
     {"try_send", (PyCFunction)(void (*)(void))try_send, METH_FASTCALL, "Send on a non-blocking socket now; bytes taken or -1."},
     {"header", (PyCFunction)(void (*)(void))header, METH_FASTCALL, "An unmasked frame's header for a payload of the given length."},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, "XOR data with a repeating 4-byte mask; returns bytes."},
