@@ -6,6 +6,9 @@ banner, and never leave a server behind when an assertion fails halfway: on leav
 is still running gets Ctrl-C (SIGINT), the way a person stops it, and is killed if it has not
 stopped after a while. A test that stops the server itself (to check the exit status or the last
 lines) does so inside the block; the cleanup then has nothing to do.
+
+``upgraded`` opens a raw loopback socket past the opening handshake, for tests that write frames
+byte by byte; ``on_both_loops`` runs a scenario on asyncio's loop and on uvloop.
 """
 
 from __future__ import annotations
