@@ -67,3 +67,6 @@ cdef class WireProtocol:
     @cython.locals(fd=Py_ssize_t, sent=Py_ssize_t)
     cdef _write_now(self, bytes data)
 
+    @cython.locals(fd=Py_ssize_t)
+    cdef Py_ssize_t _direct_socket(self) except? -3
+

@@ -90,7 +90,8 @@ class WireProtocol:
         self._transport: asyncio.Transport | None = None
         self._tr_write: Callable[[bytes | memoryview], object] = _unconnected_write
         self._tr_is_closing: Callable[[], bool] = _unconnected_is_closing
-        # The socket a frame may go out on directly (see _write_now), or -1.
+        # The socket a frame may go out on directly (see _write_now); -1 for none, -2 until
+        # the first frame looks it up (see _direct_socket).
         self._fd = -1
         self._tr_buffered: Callable[[], int] = _nothing_buffered
         self.max_queue = max_queue
@@ -125,8 +126,19 @@ class WireProtocol:
             self._tr_write, self._tr_is_closing = _unconnected_write, _unconnected_is_closing
         else:
             self._tr_write, self._tr_is_closing = transport.write, transport.is_closing
-        self._fd = _direct_fd(transport)
-        self._tr_buffered = _nothing_buffered if self._fd < 0 else transport.get_write_buffer_size  # type: ignore[union-attr]
+        self._fd = -1 if transport is None else -2
+        self._tr_buffered = _nothing_buffered
+
+    def _direct_socket(self) -> int:
+        """The socket for direct sends, looked up at the first frame rather than when the
+        transport is set: a connection that never sends never asks uvloop for its socket (one
+        more system call and a Python object during the opening handshake)."""
+        transport = self._transport
+        fd = self._fd = _direct_fd(transport)
+        if fd >= 0:
+            assert transport is not None
+            self._tr_buffered = transport.get_write_buffer_size
+        return fd
 
     def _write_now(self, data: bytes) -> None:
         """Write a frame: straight to the socket when the transport holds nothing, else through it.
@@ -139,6 +151,8 @@ class WireProtocol:
         take at once, and every error, goes to the transport as before.
         """
         fd = self._fd
+        if fd == -2:
+            fd = self._direct_socket()
         if fd >= 0 and not self._tr_buffered():
             sent = try_send(fd, data)
             if sent == len(data):
@@ -351,7 +365,7 @@ class WireProtocol:
         # writelines(): one system call on uvloop; asyncio's transports join the two). A small
         # frame held back with others (see _flush_pending) is built whole: they are joined anyway.
         head = None
-        if type(payload) is bytes and ((self._fd >= 0 and self._pending is None) or len(payload) >= LARGE):
+        if type(payload) is bytes and ((self._fd != -1 and self._pending is None) or len(payload) >= LARGE):
             head = core.header_for(opcode, payload)  # None when the frame must be built whole
         if head is None:
             data = core._send_message(opcode, payload)
@@ -379,6 +393,8 @@ class WireProtocol:
     def _write_parts(self, head: bytes, payload: bytes) -> None:
         """Write a frame given as its header and payload; _write_now() without joining them."""
         fd = self._fd
+        if fd == -2:
+            fd = self._direct_socket()
         sent = -1
         if fd >= 0 and not self._tr_buffered():
             sent = try_sendv(fd, head, payload)
