@@ -151,13 +151,7 @@ def py_try_send(fd: int, data: bytes | bytearray | memoryview) -> int:
     its transport, which buffers it or reports the error in its own way. (Python ignores
     SIGPIPE, so a peer that is gone raises here rather than ending the process.)
     """
-    if fd < 0 or not data:
-        return -1
-    try:
-        sent = os.write(fd, data)
-    except OSError:
-        return -1
-    return sent if sent > 0 else -1
+    return py_try_sendv(fd, b"", data)
 
 
 def py_try_sendv(fd: int, head: bytes, payload: bytes | bytearray | memoryview) -> int:

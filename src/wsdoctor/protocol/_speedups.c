@@ -499,44 +499,77 @@ static PyTypeObject PayloadSinkType = {
     .tp_new = sink_new,
 };
 
+#ifndef _WIN32
+/* The buffers sent on the non-blocking socket fd in one call, without waiting and without
+ * SIGPIPE: the bytes the kernel took, or -1 when it took none. */
+static Py_ssize_t
+send_now(long fd, const Py_buffer *bufs, int count)
+{
+    int flags = MSG_DONTWAIT;
+#ifdef MSG_NOSIGNAL
+    flags |= MSG_NOSIGNAL;
+#endif
+    struct iovec iov[2];
+    size_t total = 0;
+    for (int i = 0; i < count; i++) {
+        iov[i].iov_base = bufs[i].buf;
+        iov[i].iov_len = (size_t)bufs[i].len;
+        total += iov[i].iov_len;
+    }
+    if (fd < 0 || total == 0) {
+        return -1;
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)count;
+    Py_ssize_t sent;
+    do {
+        sent = count == 1 ? send((int)fd, iov[0].iov_base, iov[0].iov_len, flags) : sendmsg((int)fd, &msg, flags);
+    } while (sent < 0 && errno == EINTR);
+    return sent > 0 ? sent : -1;
+}
+#endif
+
 /*
- * try_send(fd, data): send data on the non-blocking socket fd at once, without waiting and
- * without SIGPIPE; the number of bytes the kernel took, or -1 when it took none (a full socket
+ * What try_send() and try_sendv() share: args are (fd, buffer...) with `count` buffers, sent at
+ * once (send_now); the number of bytes the kernel took, or -1 when it took none (a full socket
  * buffer, an error: the caller hands everything to its transport, which reports errors). The
  * GIL is kept: a non-blocking send does not wait, and releasing the GIL costs more than it.
  */
 static PyObject *
-try_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+send_args(PyObject *const *args, Py_ssize_t nargs, int count, const char *usage)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "try_send() takes exactly 2 arguments (fd, data)");
+    if (nargs != count + 1) {
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_buffer data;
-    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
-        return NULL;
+    Py_buffer bufs[2];
+    int held = 0;
+    while (held < count && PyObject_GetBuffer(args[held + 1], &bufs[held], PyBUF_SIMPLE) == 0) {
+        held++;
     }
     Py_ssize_t sent = -1;
 #ifndef _WIN32
-    int flags = MSG_DONTWAIT;
-#ifdef MSG_NOSIGNAL
-    flags |= MSG_NOSIGNAL;
-#endif
-    if (fd >= 0 && data.len > 0) {
-        do {
-            sent = send((int)fd, data.buf, (size_t)data.len, flags);
-        } while (sent < 0 && errno == EINTR);
-        if (sent <= 0) {
-            sent = -1;
-        }
+    if (held == count) {
+        sent = send_now(fd, bufs, count);
     }
 #endif
-    PyBuffer_Release(&data);
-    return PyLong_FromSsize_t(sent);
+    for (int i = 0; i < held; i++) {
+        PyBuffer_Release(&bufs[i]);
+    }
+    return held == count ? PyLong_FromSsize_t(sent) : NULL;
+}
+
+/* try_send(fd, data): data sent on the non-blocking socket fd now; see send_args(). */
+static PyObject *
+try_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return send_args(args, nargs, 1, "try_send() takes exactly 2 arguments (fd, data)");
 }
 
 /*
@@ -546,45 +579,7 @@ try_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 try_sendv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "try_sendv() takes exactly 3 arguments (fd, head, payload)");
-        return NULL;
-    }
-    long fd = PyLong_AsLong(args[0]);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_buffer head, payload;
-    if (PyObject_GetBuffer(args[1], &head, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[2], &payload, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&head);
-        return NULL;
-    }
-    Py_ssize_t sent = -1;
-#ifndef _WIN32
-    int flags = MSG_DONTWAIT;
-#ifdef MSG_NOSIGNAL
-    flags |= MSG_NOSIGNAL;
-#endif
-    if (fd >= 0 && head.len + payload.len > 0) {
-        struct iovec iov[2] = {{head.buf, (size_t)head.len}, {payload.buf, (size_t)payload.len}};
-        struct msghdr msg;
-        memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = iov;
-        msg.msg_iovlen = 2;
-        do {
-            sent = sendmsg((int)fd, &msg, flags);
-        } while (sent < 0 && errno == EINTR);
-        if (sent <= 0) {
-            sent = -1;
-        }
-    }
-#endif
-    PyBuffer_Release(&head);
-    PyBuffer_Release(&payload);
-    return PyLong_FromSsize_t(sent);
+    return send_args(args, nargs, 2, "try_sendv() takes exactly 3 arguments (fd, head, payload)");
 }
 
 static PyMethodDef methods[] = {
