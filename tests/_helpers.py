@@ -8,7 +8,8 @@ stopped after a while. A test that stops the server itself (to check the exit st
 lines) does so inside the block; the cleanup then has nothing to do.
 
 ``upgraded`` opens a raw loopback socket past the opening handshake, for tests that write frames
-byte by byte; ``on_both_loops`` runs a scenario on asyncio's loop and on uvloop.
+byte by byte, and ``served_raw`` adds the server around it and hands over the server's side of
+the connection; ``on_both_loops`` runs a scenario on asyncio's loop and on uvloop.
 """
 
 from __future__ import annotations
@@ -254,3 +255,21 @@ def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> None:
     """Run a scenario on the stock asyncio loop and on uvloop, whose transports differ."""
     asyncio.run(scenario())
     uvloop.run(scenario())
+
+
+@asynccontextmanager
+async def served_raw(
+    handler: Callable[[WebSocketConnection], Awaitable[object]] | None = None,
+) -> AsyncIterator[tuple[WebSocketConnection, socket.socket, bytes]]:
+    """A server on loopback (no compression), a raw socket past its opening handshake with what
+    arrived after the 101, and the server's side of that connection; ``handler`` runs on it
+    (by default it waits for the end). Bounded to 30 s; closed on leaving."""
+    opened: asyncio.Future[WebSocketConnection] = asyncio.get_running_loop().create_future()
+
+    async def handle(ws: WebSocketConnection) -> None:
+        opened.set_result(ws)
+        await (ws.wait_closed() if handler is None else handler(ws))
+
+    async with asyncio.timeout(30), wsdoctor.serve(handle, "127.0.0.1", 0, compression=None) as server:
+        async with upgraded(server.port_number) as (sock, rest):
+            yield await opened, sock, rest

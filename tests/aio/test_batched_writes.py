@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import wsdoctor
-from _helpers import on_both_loops, upgraded
+from _helpers import on_both_loops, served_raw
 from wsdoctor import WebSocketConnection
 from wsdoctor.protocol._connection import Connection
 from wsdoctor.protocol._events import BinaryMessage, CloseReceived, Pong
@@ -29,6 +29,14 @@ class CountedTransport:
     def __init__(self, real: asyncio.Transport) -> None:
         self.real = real
         self.writes: list[bytes] = []
+
+    @classmethod
+    def around(cls, ws: WebSocketConnection) -> CountedTransport:
+        """Put a counting wrapper between ``ws`` and its transport."""
+        assert ws.transport is not None
+        spy = cls(ws.transport)
+        ws.transport = spy  # type: ignore[assignment]
+        return spy
 
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
@@ -73,66 +81,44 @@ def count(n: int) -> Callable[[list[Any]], bool]:
 
 def test_the_listener_answers_one_read_of_messages_in_one_write() -> None:
     async def scenario() -> None:
-        ready = asyncio.Event()
-        spies: list[CountedTransport] = []
-
-        async def handler(ws: WebSocketConnection) -> None:
-            assert ws.transport is not None
-            spy = CountedTransport(ws.transport)
-            ws.transport = spy  # type: ignore[assignment]
-            spies.append(spy)
-            ws.listen(ws.send_now)
-            ready.set()
-            await ws.wait_closed()
-
         payloads = [os.urandom(40 + i) for i in range(6)]
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, rest):
-                peer = Peer(sock, rest)
-                await ready.wait()
-                await peer.send(*(peer.builder.send_binary(p) for p in payloads))
-                assert messages(await peer.until(count(6))) == payloads
-                assert len(spies[0].writes) == 1  # six answers, one write
-                # A single message is written at once, as before.
-                await peer.send(peer.builder.send_binary(b"alone"))
-                assert messages(await peer.until(count(7)))[-1] == b"alone"
-                assert len(spies[0].writes) == 2
+        async with served_raw() as (ws, sock, rest):
+            spy = CountedTransport.around(ws)
+            ws.listen(ws.send_now)
+            peer = Peer(sock, rest)
+            await peer.send(*(peer.builder.send_binary(p) for p in payloads))
+            assert messages(await peer.until(count(6))) == payloads
+            assert len(spy.writes) == 1  # six answers, one write
+            # A single message is written at once, as before.
+            await peer.send(peer.builder.send_binary(b"alone"))
+            assert messages(await peer.until(count(7)))[-1] == b"alone"
+            assert len(spy.writes) == 2
 
     on_both_loops(scenario)
 
 
 def test_the_async_for_handler_answers_a_queue_of_messages_in_one_write() -> None:
+    async def echo(ws: WebSocketConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
     async def scenario() -> None:
-        ready = asyncio.Event()
-        spies: list[CountedTransport] = []
-
-        async def handler(ws: WebSocketConnection) -> None:
-            assert ws.transport is not None
-            spy = CountedTransport(ws.transport)
-            ws.transport = spy  # type: ignore[assignment]
-            spies.append(spy)
-            ready.set()
-            async for message in ws:
-                await ws.send(message)
-
         payloads = [os.urandom(100) for _ in range(8)]
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, rest):
-                peer = Peer(sock, rest)
-                await ready.wait()
-                await peer.send(*(peer.builder.send_binary(p) for p in payloads))
-                assert messages(await peer.until(count(8))) == payloads
-                # Written when the queue ran empty: one write, not eight.
-                assert len(spies[0].writes) == 1
+        async with served_raw(echo) as (ws, sock, rest):
+            spy = CountedTransport.around(ws)
+            peer = Peer(sock, rest)
+            await peer.send(*(peer.builder.send_binary(p) for p in payloads))
+            assert messages(await peer.until(count(8))) == payloads
+            # Written when the queue ran empty: one write, not eight.
+            assert len(spy.writes) == 1
 
     on_both_loops(scenario)
 
 
 def test_held_back_answers_keep_their_order_around_a_ping_and_a_broadcast() -> None:
     async def scenario() -> None:
-        ready = asyncio.Event()
+        async with served_raw() as (ws, sock, rest):
 
-        async def handler(ws: WebSocketConnection) -> None:
             def answer(message: str | bytes) -> None:
                 assert isinstance(message, bytes)
                 ws.send_now(b"a" + message)
@@ -140,47 +126,34 @@ def test_held_back_answers_keep_their_order_around_a_ping_and_a_broadcast() -> N
                 ws.send_now(b"c" + message)
 
             ws.listen(answer)
-            ready.set()
-            await ws.wait_closed()
-
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, rest):
-                peer = Peer(sock, rest)
-                await ready.wait()
-                b = peer.builder
-                await peer.send(b.send_binary(b"1"), b.send_ping(b"p"), b.send_binary(b"2"))
-                events = await peer.until(lambda ev: count(6)(ev) and any(isinstance(e, Pong) for e in ev))
-                assert messages(events) == [b"a1", b"b1", b"c1", b"a2", b"b2", b"c2"]
-                assert [e.payload for e in events if isinstance(e, Pong)] == [b"p"]
+            peer = Peer(sock, rest)
+            b = peer.builder
+            await peer.send(b.send_binary(b"1"), b.send_ping(b"p"), b.send_binary(b"2"))
+            events = await peer.until(lambda ev: count(6)(ev) and any(isinstance(e, Pong) for e in ev))
+            assert messages(events) == [b"a1", b"b1", b"c1", b"a2", b"b2", b"c2"]
+            assert [e.payload for e in events if isinstance(e, Pong)] == [b"p"]
 
     on_both_loops(scenario)
 
 
 def test_answers_held_back_before_a_failing_listener_still_leave_before_the_close() -> None:
     async def scenario() -> None:
-        ready = asyncio.Event()
+        async with served_raw() as (ws, sock, rest):
 
-        async def handler(ws: WebSocketConnection) -> None:
             def answer(message: str | bytes) -> None:
                 if message == b"boom":
                     raise ValueError("no")
                 ws.send_now(message)
 
             ws.listen(answer)
-            ready.set()
-            await ws.wait_closed()
-
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, rest):
-                peer = Peer(sock, rest)
-                await ready.wait()
-                b = peer.builder
-                await peer.send(*(b.send_binary(m) for m in (b"one", b"two", b"boom", b"x")))
-                events = await peer.until(lambda ev: any(isinstance(e, CloseReceived) for e in ev))
-                assert messages(events) == [b"one", b"two"]
-                close = next(e for e in events if isinstance(e, CloseReceived))
-                assert close.code == 1011
-                assert events.index(close) > max(i for i, e in enumerate(events) if isinstance(e, BinaryMessage))
+            peer = Peer(sock, rest)
+            b = peer.builder
+            await peer.send(*(b.send_binary(m) for m in (b"one", b"two", b"boom", b"x")))
+            events = await peer.until(lambda ev: any(isinstance(e, CloseReceived) for e in ev))
+            assert messages(events) == [b"one", b"two"]
+            close = next(e for e in events if isinstance(e, CloseReceived))
+            assert close.code == 1011
+            assert events.index(close) > max(i for i, e in enumerate(events) if isinstance(e, BinaryMessage))
 
     on_both_loops(scenario)
 
@@ -189,27 +162,22 @@ def test_a_send_from_another_task_while_messages_wait_still_leaves() -> None:
     """Held back because the queue is not empty, and written at the loop's next turn anyway."""
 
     async def scenario() -> None:
-        queued = asyncio.Event()
-        spies: list[CountedTransport] = []
+        sent = asyncio.Event()
 
         async def handler(ws: WebSocketConnection) -> None:
-            assert ws.transport is not None
-            spy = CountedTransport(ws.transport)
-            ws.transport = spy  # type: ignore[assignment]
-            spies.append(spy)
             while len(ws._messages) < 3:  # nobody reads them
                 await asyncio.sleep(0.01)
             await asyncio.create_task(ws.send(b"from elsewhere"))
-            queued.set()
+            sent.set()
             await ws.wait_closed()
 
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, rest):
-                peer = Peer(sock, rest)
-                b = peer.builder
-                await peer.send(b.send_binary(b"1"), b.send_binary(b"2"), b.send_binary(b"3"))
-                assert messages(await peer.until(count(1))) == [b"from elsewhere"]
-                await queued.wait()
-                assert len(spies[0].writes) == 1
+        async with served_raw(handler) as (ws, sock, rest):
+            spy = CountedTransport.around(ws)
+            peer = Peer(sock, rest)
+            b = peer.builder
+            await peer.send(b.send_binary(b"1"), b.send_binary(b"2"), b.send_binary(b"3"))
+            assert messages(await peer.until(count(1))) == [b"from elsewhere"]
+            await sent.wait()
+            assert len(spy.writes) == 1
 
     on_both_loops(scenario)

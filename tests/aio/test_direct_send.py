@@ -21,7 +21,7 @@ import pytest
 import uvloop
 
 import wsdoctor
-from _helpers import echo, upgraded
+from _helpers import echo, served_raw
 from wsdoctor import WebSocketConnection
 from wsdoctor.diagnose.certs import Pki
 from wsdoctor.protocol import _speedups
@@ -111,53 +111,32 @@ def test_a_peer_that_stops_reading_gets_every_frame_in_order() -> None:
     """The kernel's buffer fills: part of a frame goes directly, the rest through the transport."""
 
     async def scenario() -> None:
-        ready = asyncio.Event()
-        conns: list[WebSocketConnection] = []
         payloads = [i.to_bytes(4, "big") + os.urandom(20_000) for i in range(600)]
-
-        async def handler(ws: WebSocketConnection) -> None:
-            conns.append(ws)
-            ready.set()
-            await ws.wait_closed()
-
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, rest):
-                await ready.wait()
-                ws = conns[0]
-                assert ws._fd == -2 and ws.transport is not None  # looked up at the first frame
-                ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-                for p in payloads:  # 12 MB the client does not read yet
-                    ws.send_now(p)
-                assert ws._fd >= 0
-                assert ws.transport.get_write_buffer_size() > 0  # the rest waits in the transport
-                reader = Connection(True)
-                got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
-                loop = asyncio.get_running_loop()
-                while len(got) < len(payloads):
-                    chunk = await loop.sock_recv(sock, 1 << 16)
-                    assert chunk
-                    got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
-                assert got == payloads
+        async with served_raw() as (ws, sock, rest):
+            assert ws._fd == -2 and ws.transport is not None  # looked up at the first frame
+            ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+            for p in payloads:  # 12 MB the client does not read yet
+                ws.send_now(p)
+            assert ws._fd >= 0
+            assert ws.transport.get_write_buffer_size() > 0  # the rest waits in the transport
+            reader = Connection(True)
+            got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
+            loop = asyncio.get_running_loop()
+            while len(got) < len(payloads):
+                chunk = await loop.sock_recv(sock, 1 << 16)
+                assert chunk
+                got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
+            assert got == payloads
 
     uvloop.run(scenario())
 
 
 def test_a_peer_that_vanished_ends_the_connection_as_before() -> None:
     async def scenario() -> None:
-        ready = asyncio.Event()
-        conns: list[WebSocketConnection] = []
-
-        async def handler(ws: WebSocketConnection) -> None:
-            conns.append(ws)
-            ready.set()
-            await ws.wait_closed()
-
-        async with asyncio.timeout(30), wsdoctor.serve(handler, "127.0.0.1", 0, compression=None) as server:
-            async with upgraded(server.port_number) as (sock, _):
-                await ready.wait()
-                # Reset rather than close: the server's next send meets a dead socket.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            ws = conns[0]
+        async with served_raw() as (ws, sock, _):
+            # Reset rather than close: the server's next send meets a dead socket.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()
             await asyncio.sleep(0.05)
             for _ in range(3):
                 try:
