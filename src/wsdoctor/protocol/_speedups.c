@@ -519,14 +519,20 @@ send_now(long fd, const Py_buffer *bufs, int count)
     if (fd < 0 || total == 0) {
         return -1;
     }
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)count;
     Py_ssize_t sent;
-    do {
-        sent = count == 1 ? send((int)fd, iov[0].iov_base, iov[0].iov_len, flags) : sendmsg((int)fd, &msg, flags);
-    } while (sent < 0 && errno == EINTR);
+    if (count == 1) {
+        do {
+            sent = send((int)fd, iov[0].iov_base, iov[0].iov_len, flags);
+        } while (sent < 0 && errno == EINTR);
+    } else {
+        struct msghdr msg;
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)count;
+        do {
+            sent = sendmsg((int)fd, &msg, flags);
+        } while (sent < 0 && errno == EINTR);
+    }
     return sent > 0 ? sent : -1;
 }
 #endif
