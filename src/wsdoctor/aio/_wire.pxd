@@ -68,5 +68,5 @@ cdef class WireProtocol:
     cdef _write_now(self, bytes data)
 
     @cython.locals(fd=Py_ssize_t)
-    cdef Py_ssize_t _ready_socket(self) except? -3
+    cdef Py_ssize_t _direct_socket(self) except? -3
 

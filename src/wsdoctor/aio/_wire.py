@@ -91,7 +91,7 @@ class WireProtocol:
         self._tr_write: Callable[[bytes | memoryview], object] = _unconnected_write
         self._tr_is_closing: Callable[[], bool] = _unconnected_is_closing
         # The socket a frame may go out on directly (see _write_now); -1 for none, -2 until
-        # the first frame looks it up (see _ready_socket).
+        # the first frame looks it up (see _direct_socket).
         self._fd = -1
         self._tr_buffered: Callable[[], int] = _nothing_buffered
         self.max_queue = max_queue
@@ -129,21 +129,16 @@ class WireProtocol:
         self._fd = -1 if transport is None else -2
         self._tr_buffered = _nothing_buffered
 
-    def _ready_socket(self) -> int:
-        """The socket to send a frame on directly now (see _write_now), or -1.
-
-        It is looked up at the first frame rather than when the transport is set: a
-        connection that never sends never asks uvloop for its socket (one more system call
-        and a Python object during the opening handshake).
-        """
-        fd = self._fd
-        if fd == -2:
-            transport = self._transport
-            fd = self._fd = _direct_fd(transport)
-            if fd >= 0:
-                assert transport is not None
-                self._tr_buffered = transport.get_write_buffer_size
-        return fd if fd >= 0 and not self._tr_buffered() else -1
+    def _direct_socket(self) -> int:
+        """The socket for direct sends, looked up at the first frame rather than when the
+        transport is set: a connection that never sends never asks uvloop for its socket (one
+        more system call and a Python object during the opening handshake)."""
+        transport = self._transport
+        fd = self._fd = _direct_fd(transport)
+        if fd >= 0:
+            assert transport is not None
+            self._tr_buffered = transport.get_write_buffer_size
+        return fd
 
     def _write_now(self, data: bytes) -> None:
         """Write a frame: straight to the socket when the transport holds nothing, else through it.
@@ -155,8 +150,10 @@ class WireProtocol:
         closing (so the socket is still this connection's); whatever the kernel does not
         take at once, and every error, goes to the transport as before.
         """
-        fd = self._ready_socket()
-        if fd >= 0:
+        fd = self._fd
+        if fd == -2:
+            fd = self._direct_socket()
+        if fd >= 0 and not self._tr_buffered():
             sent = try_send(fd, data)
             if sent == len(data):
                 return
@@ -395,9 +392,11 @@ class WireProtocol:
 
     def _write_parts(self, head: bytes, payload: bytes) -> None:
         """Write a frame given as its header and payload; _write_now() without joining them."""
-        fd = self._ready_socket()
+        fd = self._fd
+        if fd == -2:
+            fd = self._direct_socket()
         sent = -1
-        if fd >= 0:
+        if fd >= 0 and not self._tr_buffered():
             sent = try_sendv(fd, head, payload)
             if sent == len(head) + len(payload):
                 return
