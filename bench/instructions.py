@@ -38,12 +38,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from picows import WSMsgType, WSTransport, ws_connect
+from picows import ws_connect
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from suite import BASE_ENV, Counter, Reassembler, _uvloop_run, start_server, stop  # noqa: E402
+from suite import BASE_ENV, Counter, Load, _uvloop_run, make_load, start_server, stop  # noqa: E402
 
 SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
 ROWS = {
@@ -132,77 +132,20 @@ class Strace:
         return begin, end
 
 
-async def echo_row(url: str, size: int, units: int, hooks: Hooks) -> int:
-    transport, client = await ws_connect(Reassembler, url, max_frame_size=1 << 25)
-    payload = os.urandom(size)
-    for _ in range(50):
-        transport.send(WSMsgType.BINARY, payload)
-        await client.until(client.count + 1)
+async def counted_row(load: Load, url: str, units: int, warm: int, hooks: Hooks) -> int:
+    """``load`` (bench/suite.py's client side of the row) run a slice at a time, each slice as
+    short as it can be (one round trip, one broadcast, one burst of the pipeline), ``warm``
+    slices before the counters start and until ``units`` are done after; the units done."""
+    await load.open(url)
+    for _ in range(warm):
+        await load.run(0)
     await hooks[0]()
-    for _ in range(units):
-        transport.send(WSMsgType.BINARY, payload)
-        await client.until(client.count + 1)
+    done = 0
+    while done < units:
+        done += await load.run(0)
     await hooks[1]()
-    transport.disconnect()
-    return units
-
-
-async def pipeline_row(url: str, units: int, hooks: Hooks) -> int:
-    payload = os.urandom(256)
-    conns = [await ws_connect(Counter, url) for _ in range(50)]
-    sent = 0
-    limit = 0
-
-    def refill(transport: WSTransport) -> None:
-        nonlocal sent
-        if sent < limit:
-            sent += 1
-            transport.send(WSMsgType.BINARY, payload)
-
-    async def burst(count: int) -> None:
-        nonlocal sent, limit
-        limit = sent + count
-        for transport, _ in conns:
-            for _ in range(16):
-                refill(transport)
-        while sum(c.count for _, c in conns) < limit:  # every echo of this burst is back
-            await asyncio.sleep(0.005)
-
-    for _, client in conns:
-        client.refill = refill
-    await burst(50 * 16)  # warm up
-    await hooks[0]()
-    await burst(units)
-    await hooks[1]()
-    for transport, _ in conns:
-        transport.disconnect()
-    return units
-
-
-async def broadcast_row(url: str, units: int, hooks: Hooks) -> int:
-    payload = os.urandom(128)
-    conns = [await ws_connect(Counter, url) for _ in range(1000)]
-    await asyncio.sleep(1)  # every handler has registered its connection
-    sender = conns[0][0]
-    total = 0
-
-    async def one() -> None:
-        nonlocal total
-        sender.send(WSMsgType.BINARY, payload)
-        total += 1
-        for _, client in conns:
-            await client.until(total)
-
-    for _ in range(3):
-        await one()
-    messages = max(1, units // 1000)
-    await hooks[0]()
-    for _ in range(messages):
-        await one()
-    await hooks[1]()
-    for transport, _ in conns:
-        transport.disconnect()
-    return messages * len(conns)
+    load.close()
+    return done
 
 
 async def handshake_row(url: str, units: int, hooks: Hooks) -> int:
@@ -223,14 +166,13 @@ def measure(tool: Callgrind | Strace, name: str, row: str, units: int) -> int:
     url = f"ws://127.0.0.1:{port}/"
     try:
         hooks = tool.hooks(proc.pid)
-        if row == "pipeline":
-            return int(_uvloop_run(pipeline_row(url, units, hooks)))
-        if row == "broadcast":
-            return int(_uvloop_run(broadcast_row(url, units, hooks)))
         if row == "handshake":
             return int(_uvloop_run(handshake_row(url, units // 4, hooks)))
-        size = {"echo64": 64, "echo1k": 1024, "echo64k": 65536}[row]
-        return int(_uvloop_run(echo_row(url, size, units, hooks)))
+        # Warm-ups: 50 round trips, one burst of 800 pipelined messages, 3 broadcasts. Under
+        # valgrind the server takes its time to register 1,000 connections: 1 s, not 0.5.
+        load = make_load(row, settle=1.0)
+        warm = {"pipeline": 1, "broadcast": 3}.get(row, 50)
+        return int(_uvloop_run(counted_row(load, url, units, warm, hooks)))
     finally:
         stop(proc)
 

@@ -297,10 +297,13 @@ class PipelineLoad(Load):
 class BroadcastLoad(Load):
     """1,000 connections; one sends 128 B and the server sends it to all: units are deliveries."""
 
+    def __init__(self, settle: float = 0.5) -> None:
+        self.settle = settle  # long enough for every handler to register its connection
+
     async def open(self, url: str) -> None:
         self.payload = os.urandom(128)
         self.conns = [await ws_connect(Counter, url) for _ in range(1000)]
-        await asyncio.sleep(0.5)  # every handler has registered its connection
+        await asyncio.sleep(self.settle)
         self.total = 0
         await self.run(0)
 
@@ -323,11 +326,12 @@ class BroadcastLoad(Load):
             transport.disconnect()
 
 
-def make_load(row: str) -> Load:
+def make_load(row: str, settle: float = 0.5) -> Load:
+    """The client side of ``row``; ``settle``: how long broadcast's connections wait to register."""
     sizes = {"echo64": 64, "echo1k": 1024, "echo64k": 65536, "mib": 1 << 20}
     if row in sizes:
         return EchoLoad(sizes[row])
-    return PipelineLoad() if row == "pipeline" else BroadcastLoad()
+    return PipelineLoad() if row == "pipeline" else BroadcastLoad(settle)
 
 
 Servers = dict[str, tuple[int, str]]  # name: (pid, url)
