@@ -8,7 +8,7 @@ has arrived.
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from wsdoctor.aio.connection import WebSocketConnection
 
@@ -45,10 +45,17 @@ class _Receiver(Generic[T]):
             self.fut.set_result(result)
 
 
-async def read_handshake(ws: WebSocketConnection, parser: _Feedable[T]) -> T | None:
-    """Wait until ``parser`` has a complete request or response; ``None`` at EOF."""
-    fut: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+async def read_handshake(ws: WebSocketConnection, parser: _Feedable[T], deadline: float | None = None) -> T | None:
+    """Wait until ``parser`` has a complete request or response; ``None`` at EOF.
+
+    With a ``deadline`` (event loop time), TimeoutError is raised when it passes first.
+    One timer on the future costs less than ``asyncio.timeout_at()``, which also
+    cancels and uncancels the task: that is work on every connection a server accepts.
+    """
+    loop = ws._loop
+    fut: asyncio.Future[T | None] = loop.create_future()
     ws._handshake_receiver = _Receiver(parser, fut)
+    timer = None if deadline is None else loop.call_at(deadline, _expire, fut)
     if ws._early:
         early = bytes(ws._early)
         ws._early.clear()
@@ -59,3 +66,10 @@ async def read_handshake(ws: WebSocketConnection, parser: _Feedable[T]) -> T | N
         return await fut
     finally:
         ws._handshake_receiver = None
+        if timer is not None:
+            timer.cancel()
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())

@@ -85,9 +85,12 @@ class Limits:
         check_size("max_queue", self.max_queue, optional=True)
         check_size("write_limit", self.write_limit, minimum=0)
 
-    def new_connection(self, *, is_client: bool, logger: logging.Logger) -> WebSocketConnection:
+    def new_connection(
+        self, *, is_client: bool, logger: logging.Logger, loop: asyncio.AbstractEventLoop | None = None
+    ) -> WebSocketConnection:
         return WebSocketConnection(
             is_client=is_client,
+            loop=loop,
             max_queue=self.max_queue,
             write_limit=self.write_limit,
             ping_interval=self.ping_interval,
@@ -149,8 +152,9 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         ping_timeout: float | None = 20.0,
         close_timeout: float = 10.0,
         logger: logging.Logger | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        loop = loop or asyncio.get_running_loop()
         WireProtocol.__init__(self, loop, is_client, _receive_buffer(), loop.create_future(), max_queue)
         self.write_limit = write_limit
         self.ping_interval = ping_interval
@@ -198,7 +202,8 @@ class WebSocketConnection(WireProtocol, asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
         transport = self.transport
         transport.set_write_buffer_limits(high=self.write_limit)
-        self.remote_address = transport.get_extra_info("peername")
+        if self.remote_address is None:  # a server knows it from accept()
+            self.remote_address = transport.get_extra_info("peername")
 
     def _after_receive(self, core: Connection) -> None:
         """After a read that left the core something to do: answer, fail or close."""

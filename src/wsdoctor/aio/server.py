@@ -10,6 +10,7 @@ the ending itself in the record (``record.ending``) for handlers that render it.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import dataclasses
 import errno
@@ -52,6 +53,21 @@ _EPISODE_GAP = 1.0
 _BACKLOG = 1024
 # Seconds a client turned away by max_connections is asked to wait (HTTP 503 Retry-After).
 RETRY_AFTER = 5
+
+
+class _Accepted(socket.socket):
+    """An accepted connection's socket, for ``connect_accepted_socket()``.
+
+    ``socket.socket`` turns ``family`` and ``type`` into enum members on every read,
+    and the event loop reads them three times per connection; here they are the plain
+    integers the C socket holds (equal to the enum members, as IntEnums are).
+    """
+
+    __slots__ = ()
+    family = _socket.socket.family  # type: ignore[assignment]
+    type = _socket.socket.type  # type: ignore[assignment]
+    proto = _socket.socket.proto
+
 
 Handler = Callable[[WebSocketConnection], Awaitable[None]]
 Rejection = tuple[int, str | bytes] | tuple[int, Sequence[tuple[str, str]], str | bytes]
@@ -157,11 +173,18 @@ class Server:
         return self
 
     def _accept_ready(self, listener: socket.socket) -> None:
+        # As socket.accept() does, the new socket takes the listener's family and protocol
+        # (asyncio's own loop sets TCP_NODELAY only where the protocol says TCP).
+        family = _Accepted.family.__get__(listener)
+        proto = _Accepted.proto.__get__(listener)
         for _ in range(_ACCEPT_BATCH):
             if self._closing:
                 return
             try:
-                conn, address = listener.accept()
+                # socket.accept() would wrap the descriptor through properties that convert
+                # family and type to enums, and set its blocking mode; the event loop's
+                # transport sets non-blocking mode itself.
+                fd, address = listener._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -169,7 +192,7 @@ class Server:
             except OSError as exc:
                 self._accept_failed(listener, exc)
                 return
-            conn.setblocking(False)
+            conn = _Accepted(family, socket.SOCK_STREAM, proto, fd)
             task = self._loop.create_task(self._accept_one(conn, address))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -329,11 +352,11 @@ class Server:
     # ----------------------------------------------------------- connections
 
     def _new_connection(self) -> WebSocketConnection:
-        return self.limits.new_connection(is_client=False, logger=self.logger)
+        return self.limits.new_connection(is_client=False, logger=self.logger, loop=self._loop)
 
     async def _run(self, ws: WebSocketConnection) -> None:
         try:
-            await asyncio.sleep(0)  # let connection_made run
+            # connect_accepted_socket() returned after connection_made(): the transport is set.
             opened = await self._open(ws)
             if opened:
                 await self._run_handler(ws)
@@ -353,12 +376,9 @@ class Server:
         """Run TLS and the upgrade; True when the handler should run."""
         transport = ws.transport
         assert transport is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.open_timeout
         handshake = ServerHandshake()
         try:
-            async with asyncio.timeout_at(deadline):
-                request = await read_handshake(ws, handshake)
+            request = await read_handshake(ws, handshake, self._loop.time() + self.limits.open_timeout)
         except TimeoutError:
             self._reject_and_log(
                 ws,
