@@ -678,22 +678,31 @@ class ServerHandshake:
             )
         if request.http_version != "1.1":
             raise _server_failure(400, "handshake.bad_request", f"HTTP/{request.http_version} is not HTTP/1.1")
-        if request.get("host") is None:
+        # One pass over the headers instead of one per header looked up.
+        fields: dict[str, list[str]] = {}
+        for name, value in request.headers:
+            values = fields.get(name)
+            if values is None:
+                fields[name] = [value]
+            else:
+                values.append(value)
+        if "host" not in fields:
             raise _server_failure(400, "handshake.bad_request", "the Host header is missing")
-        if not _has_token(request.get_all("upgrade"), "websocket"):
+        if not _has_token(fields.get("upgrade", []), "websocket"):
             raise _server_failure(
                 426,
                 "handshake.bad_request",
                 f"Upgrade header is {request.get('upgrade')!r}, not 'websocket': this is a WebSocket endpoint",
                 [("Upgrade", "websocket"), ("Connection", "Upgrade")],
             )
-        if not _has_token(request.get_all("connection"), "upgrade"):
+        if not _has_token(fields.get("connection", []), "upgrade"):
             raise _server_failure(
                 400,
                 "handshake.bad_request",
                 f"Connection header is {request.get('connection')!r}, not 'Upgrade'",
             )
-        version = request.get("sec-websocket-version")
+        versions = fields.get("sec-websocket-version")
+        version = None if versions is None else ", ".join(versions)
         if version != "13":
             raise _server_failure(
                 426,
@@ -701,7 +710,7 @@ class ServerHandshake:
                 f"Sec-WebSocket-Version is {version!r}; this server speaks 13",
                 [("Sec-WebSocket-Version", "13")],
             )
-        keys = request.get_all("sec-websocket-key")
+        keys = fields.get("sec-websocket-key", [])
         try:
             valid_key = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
         except ValueError:  # binascii.Error, and non-ASCII text (decoded as latin-1 from the wire)
@@ -709,12 +718,14 @@ class ServerHandshake:
         if not valid_key:
             raise _server_failure(400, "handshake.bad_request", f"Sec-WebSocket-Key {keys!r} is not base64 of 16 bytes")
         try:
-            subprotocols = parse_subprotocols(request.get_all("sec-websocket-protocol"))
-            extensions = parse_extensions(request.get_all("sec-websocket-extensions"))
+            subprotocols = parse_subprotocols(fields.get("sec-websocket-protocol", []))
+            extensions = parse_extensions(fields.get("sec-websocket-extensions", []))
         except InvalidHeader as exc:
             raise _server_failure(400, "handshake.bad_request", str(exc)) from None
         path = request.target
-        return Offer(keys[0], subprotocols, extensions, request.get("origin"), path, request)
+        origins = fields.get("origin")
+        origin = None if origins is None else ", ".join(origins)
+        return Offer(keys[0], subprotocols, extensions, origin, path, request)
 
     def accept(
         self,
