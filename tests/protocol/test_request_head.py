@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsdoctor.protocol._handshake import HandshakeFailed, Request, ServerHandshake, accept_key
 
@@ -182,3 +186,31 @@ def test_negotiated_values_h11_must_write() -> None:
         assert request is not None and hs._fast
         out = hs.accept(hs.validate(request), subprotocol=subprotocol, extensions=extensions)
         assert out.startswith(b"HTTP/1.1 101 ") and b"\x01" in out and not hs._fast
+
+
+# Bytes that decide between the fast path and h11: separators, whitespace, line ends,
+# control bytes, DEL, obs-text, and enough letters to form names and values.
+_EDGE_BYTES = b'aZ09-_:;, \t\r\n\x00\x01\x7f\x80\xe9\xff/="('
+_edge = st.binary(max_size=8).map(lambda b: bytes(_EDGE_BYTES[x % len(_EDGE_BYTES)] for x in b))
+# Mostly "name: value" lines, so that the fast path is taken often, with odd bytes anywhere.
+_line = st.one_of(
+    st.tuples(st.sampled_from([b"x-a", b"Accept", b"a b", b"", b"x\x80"]), _edge).map(lambda nv: nv[0] + b":" + nv[1]),
+    st.tuples(_edge, _edge).map(lambda nv: nv[0] + b":" + nv[1]),
+    _edge,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_line, max_size=4))
+def test_any_header_lines_get_what_h11_makes_of_them(lines: list[bytes]) -> None:
+    data = BASE + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    try:
+        expected: Request | None = h11_request(data)
+    except (h11.RemoteProtocolError, AssertionError):
+        expected = None
+    hs = ServerHandshake()
+    if expected is None:
+        with contextlib.suppress(HandshakeFailed):  # refused now, or at the end of the stream
+            assert hs.receive_data(data) is None
+    else:
+        assert hs.receive_data(data) == expected
