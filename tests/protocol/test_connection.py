@@ -140,6 +140,25 @@ def test_stream_split_in_chunks(chunk: int) -> None:
     assert events == [*(TextMessage(m) for m in messages), BinaryMessage(b"\x01\x02")]
 
 
+def _as(kind: str, data: bytes) -> bytes | bytearray | memoryview:
+    return {"bytes": data, "bytearray": bytearray(data), "memoryview": memoryview(bytearray(data))}[kind]
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview"])
+@pytest.mark.parametrize("chunk", [1, 3, 4096, 1 << 20])
+def test_every_buffer_type_in_any_chunks_gives_the_same_messages(kind: str, chunk: int) -> None:
+    # The asyncio layer hands the core its whole read buffer (a bytearray) and the count read;
+    # sans-I/O users hand it bytes or views. Headers split anywhere, in every length form.
+    payloads = [bytes([i + 1]) * size for i, size in enumerate([0, 125, 126, 300, 65535, 65536])]
+    stream = b"".join(masked(0x82, p) for p in payloads) + masked(0x89, b"hi")
+    conn = server()
+    events = []
+    for i in range(0, len(stream), chunk):
+        piece = stream[i : i + chunk]
+        events += conn._receive(_as(kind, piece + b"\xee" * 5), len(piece))  # stale bytes after the count
+    assert events == [*(BinaryMessage(p) for p in payloads), Ping(b"hi")]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     payloads=st.lists(st.text(max_size=300), min_size=1, max_size=6),

@@ -39,6 +39,7 @@ cdef class WireProtocol:
     cdef public object _loop
     cdef public object _closed
     cdef public object _rview
+    cdef public object _rbuf
 
     @cython.locals(core=Connection)
     cpdef send_now(self, message)

@@ -63,6 +63,7 @@ class WireProtocol:
         "_paused_reading",
         "_paused_writing",
         "_pending",
+        "_rbuf",
         "_recv_waiter",
         "_rview",
         "_tr_buffered",
@@ -108,6 +109,8 @@ class WireProtocol:
         # The transport reads into the thread's shared buffer; the core parses it in
         # place and copies out only what it keeps.
         self._rview = rview
+        # The same buffer, given to the core as the bytearray (which it reads in C).
+        self._rbuf: bytearray = rview.obj  # type: ignore[assignment]
         self._into_sink = False  # the last get_buffer() was the core's sink_view()
         # Frames held back to leave in one write (see _flush_pending); None when not corked.
         self._pending: list[bytes] | None = None
@@ -187,7 +190,7 @@ class WireProtocol:
             self._into_sink = False
             events = core.sink_received(nbytes)
         else:
-            events = core._receive(self._rview, nbytes)
+            events = core._receive(self._rbuf, nbytes)
         if events:
             messages = self._messages
             listener = self._listener

@@ -16,6 +16,9 @@ cdef object _CLOSED
 @cython.locals(at=Py_ssize_t)
 cdef bytes _masking_key()
 
+@cython.locals(ba=bytearray, bs=bytes, b1=cython.long, word=cython.long)
+cdef long _header(object src, Py_ssize_t pos, Py_ssize_t n) except? -1
+
 
 
 cdef class Connection:
@@ -76,13 +79,12 @@ cdef class Connection:
         length=cython.ulonglong,
         b0=cython.int,
         b1=cython.int,
+        word=cython.long,
         opcode=cython.int,
         fin=cython.int,
         masked=cython.int,
         off=cython.int,
     )
-    cdef Py_ssize_t _parse_view(self, object src, object mv, Py_ssize_t n, list events) except -1
-
     cdef Py_ssize_t _parse(self, object src, Py_ssize_t n, list events) except -1
 
     cdef _start_data_frame(self, int opcode, int b0, unsigned long long length)

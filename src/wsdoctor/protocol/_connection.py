@@ -124,6 +124,35 @@ def _check_utf8_pending(decoder: codecs.IncrementalDecoder) -> None:
         raise ProtocolError(1007, "utf8.invalid", "invalid UTF-8 in a text message (encoded surrogate)")
 
 
+def _header(src: bytes | bytearray | memoryview, pos: int, n: int) -> int:
+    """A frame header's first two bytes and its 16-bit length (0 until its bytes are here) in one int.
+
+    ``b0 << 24 | b1 << 16 | length``. Compiled, the .pxd types the bytearray (the asyncio
+    layer's read buffer, the core's own buffer) and bytes branches, so that these reads are
+    C reads; indexing an untyped buffer cost a Python call per byte, more than the rest
+    of a small frame's header.
+    """
+    if type(src) is bytearray:
+        ba = src
+        b1 = ba[pos + 1]
+        word = ba[pos] << 24 | b1 << 16
+        if (b1 & 0x7F) == 126 and n - pos >= 4:
+            word |= ba[pos + 2] << 8 | ba[pos + 3]
+        return word
+    if type(src) is bytes:
+        bs = src
+        b1 = bs[pos + 1]
+        word = bs[pos] << 24 | b1 << 16
+        if (b1 & 0x7F) == 126 and n - pos >= 4:
+            word |= bs[pos + 2] << 8 | bs[pos + 3]
+        return word
+    b1 = src[pos + 1]
+    word = src[pos] << 24 | b1 << 16
+    if (b1 & 0x7F) == 126 and n - pos >= 4:
+        word |= src[pos + 2] << 8 | src[pos + 3]
+    return word
+
+
 class Connection:
     """One open WebSocket connection's protocol state, for either role.
 
@@ -402,14 +431,8 @@ class Connection:
         return events
 
     def _parse(self, src: bytes | bytearray | memoryview, n: int, events: list[Any]) -> int:
-        if type(src) is memoryview:
-            # The asyncio layer's read buffer: index it as it is. Creating and releasing a
-            # second view per read cost more than the rest of a small frame's header.
-            return self._parse_view(src, src, n, events)
-        with memoryview(src) as mv:  # released before _receive() resizes its bytearray
-            return self._parse_view(src, mv, n, events)
-
-    def _parse_view(self, src: bytes | bytearray | memoryview, mv: memoryview, n: int, events: list[Any]) -> int:
+        # No view of src is held across the parse (a frame's partial payload takes one of
+        # its own, dropped at once): _receive() resizes its bytearray afterwards.
         pos = 0
         while pos < n:
             remaining = self._frame_remaining
@@ -426,7 +449,7 @@ class Connection:
                         self._sink = None
                         self._data(sink.take(), True, events)
                     continue
-                chunk = mv[pos : pos + take]
+                chunk = memoryview(src)[pos : pos + take]
                 pos += take
                 self._frame_remaining = remaining - take
                 mask = self._frame_mask
@@ -441,8 +464,9 @@ class Connection:
                 continue
             if n - pos < 2:
                 break
-            b0 = mv[pos]
-            b1 = mv[pos + 1]
+            word = _header(src, pos, n)
+            b0 = word >> 24
+            b1 = (word >> 16) & 0xFF
             opcode = b0 & 0x0F
             fin = b0 & 0x80
             length = b1 & 0x7F
@@ -472,7 +496,7 @@ class Connection:
             if n - pos < hlen:
                 break
             if length == 126:
-                length = (mv[pos + 2] << 8) | mv[pos + 3]
+                length = word & 0xFFFF
             elif length == 127:
                 length = _unpack_u64(src, pos + 2)[0]
                 if length >> 63:
