@@ -16,7 +16,7 @@ cdef object _CLOSED
 @cython.locals(at=Py_ssize_t)
 cdef bytes _masking_key()
 
-@cython.locals(ba=bytearray, bs=bytes, b1=cython.long, word=cython.long)
+@cython.locals(ba=bytearray, b1=cython.long, word=cython.long)
 cdef long _header(object src, Py_ssize_t pos, Py_ssize_t n) except? -1
 
 

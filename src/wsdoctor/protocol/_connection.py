@@ -127,10 +127,11 @@ def _check_utf8_pending(decoder: codecs.IncrementalDecoder) -> None:
 def _header(src: bytes | bytearray | memoryview, pos: int, n: int) -> int:
     """A frame header's first two bytes and its 16-bit length (0 until its bytes are here) in one int.
 
-    ``b0 << 24 | b1 << 16 | length``. Compiled, the .pxd types the bytearray (the asyncio
-    layer's read buffer, the core's own buffer) and bytes branches, so that these reads are
-    C reads; indexing an untyped buffer cost a Python call per byte, more than the rest
-    of a small frame's header.
+    ``b0 << 24 | b1 << 16 | length``. Compiled, the .pxd types the bytearray branch (the
+    asyncio layer's read buffer and the core's own buffer, every read the package makes), so
+    that these reads are C reads; indexing an untyped buffer costs a Python call per byte,
+    more than the rest of a small frame's header. Other buffers (a sans-I/O caller's bytes or
+    views) are indexed as they are.
     """
     if type(src) is bytearray:
         ba = src
@@ -138,13 +139,6 @@ def _header(src: bytes | bytearray | memoryview, pos: int, n: int) -> int:
         word = ba[pos] << 24 | b1 << 16
         if (b1 & 0x7F) == 126 and n - pos >= 4:
             word |= ba[pos + 2] << 8 | ba[pos + 3]
-        return word
-    if type(src) is bytes:
-        bs = src
-        b1 = bs[pos + 1]
-        word = bs[pos] << 24 | b1 << 16
-        if (b1 & 0x7F) == 126 and n - pos >= 4:
-            word |= bs[pos + 2] << 8 | bs[pos + 3]
         return word
     b1 = src[pos + 1]
     word = src[pos] << 24 | b1 << 16
