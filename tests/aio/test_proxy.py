@@ -188,6 +188,29 @@ async def test_proxy_that_closes_without_answering(http_proxy: int) -> None:
     assert exc.ending.cause == "proxy.closed"
 
 
+async def test_proxy_that_never_answers_times_out() -> None:
+    # A proxy that takes the connection and the CONNECT request and then says nothing.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read(65536)
+
+    server = await asyncio.start_server(silent, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(wsdoctor.DialError) as info:
+            async with asyncio.timeout(15):
+                await wsdoctor.connect(f"ws://{HOST}:9/", proxy=f"http://{HOST}:{port}", open_timeout=0.5)
+        assert info.value.ending.cause == "proxy.timeout"
+        assert "did not answer CONNECT" in info.value.ending.detail
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_not_a_proxy(echo_server: wsdoctor.Server) -> None:
     # A WebSocket server is no forward proxy: it answers CONNECT with an HTTP error.
     exc = await dial_error("ws://example.invalid/", proxy=f"http://{HOST}:{echo_server.port_number}")

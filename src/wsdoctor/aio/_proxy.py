@@ -242,8 +242,7 @@ async def http_connect(
     reader = _ConnectReader(target, connect_headers(proxy, target))
     transport.write(reader.request)
     try:
-        async with asyncio.timeout_at(deadline):
-            answer = await read_handshake(ws, reader)
+        answer = await read_handshake(ws, reader, deadline)
     except TimeoutError:
         raise proxy_error("proxy.timeout", f"{proxy} did not answer CONNECT {target} in time") from None
     if answer is None:
