@@ -115,6 +115,16 @@ class Reassembler(Counter):
         super().on_ws_frame(transport, frame)
 
 
+class Receiver(Reassembler):
+    """picows as a client under test: takes each message's payload as bytes, as the other
+    clients deliver it (Reassembler, the load, only counts frames and never copies one)."""
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != WSMsgType.CLOSE:
+            frame.get_payload_as_bytes()
+        super().on_ws_frame(transport, frame)
+
+
 async def timed(pid: int, seconds: float, step: Callable[[], Awaitable[int]]) -> tuple[float, int]:
     """Run ``step`` (returns units of work done) until ``seconds`` pass; (server CPU s, units)."""
     loop = asyncio.get_running_loop()
@@ -472,7 +482,7 @@ async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
     """This process's CPU per round trip with client library ``name`` (the server is picows)."""
     payload = os.urandom(size)
     if name == "picows":
-        transport, client = await ws_connect(Reassembler, url, max_frame_size=1 << 25)
+        transport, client = await ws_connect(Receiver, url, max_frame_size=1 << 25)
 
         async def step() -> None:
             transport.send(WSMsgType.BINARY, payload)
@@ -579,9 +589,11 @@ def header(args: argparse.Namespace, what: str) -> str:
         if not args.clients
         else ""
     )
+    pinned = f" (load and servers pinned to CPU {args.pin})" if args.pin is not None else ""
     return (
         f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} cores, loop: {'asyncio' if args.asyncio else 'uvloop'}, {paired}{args.seconds:g} s per row, "
+        f"{os.cpu_count()} cores{pinned}, loop: {'asyncio' if args.asyncio else 'uvloop'}, "
+        f"{paired}{args.seconds:g} s per row, "
         f"median of {args.repeat} interleaved rounds; {what}\n"
     )
 
@@ -597,7 +609,15 @@ def main() -> None:
     parser.add_argument("--base", metavar="SRC", help="also run wsdoctor from this src/ directory (wsdoctor@base)")
     parser.add_argument("--cycles", type=int, default=12, help="paired rows: cycles of one slice per server")
     parser.add_argument("--slice", type=float, default=0.5, help="paired rows: seconds per slice")
+    parser.add_argument("--pin", type=int, metavar="CPU", help="run the load and every server on this one CPU")
     args = parser.parse_args()
+    if args.pin is not None:
+        # The load (this process) and every server (its children inherit the mask) on one CPU,
+        # as in the first measurement of the small rows. A server's wait for the next message is
+        # then the client's turn on the same core, where unpinned it is an idle CPU woken from the
+        # other one: on this VM that wake-up is most of an unpinned round trip's CPU, the same for
+        # every server, and it hides their own work.
+        os.sched_setaffinity(0, {args.pin})
     if args.base:
         BASE_ENV.update(os.environ, PYTHONPATH=str(Path(args.base).resolve()))
         args.only += ",wsdoctor@base"
