@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +149,45 @@ def test_a_peer_that_vanished_ends_the_connection_as_before() -> None:
             assert ending.code == 1006
 
     uvloop.run(scenario())
+
+
+def test_a_small_frame_leaves_whole_and_a_larger_one_as_its_header_and_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below WHOLE_BELOW bytes a frame is one buffer for send(2), which costs the kernel less
+    than sendmsg(2) of two; from it, the header and the caller's own bytes, uncopied."""
+    from wsdoctor.aio import _wire
+
+    sent: list[tuple[str, int]] = []
+    modules = [m for m in (_wire, sys.modules.get("wsdoctor.aio._wire_c")) if m is not None]
+    for module in modules:
+        send, sendv = module.try_send, module.try_sendv
+
+        def whole(fd: int, data: bytes, send: Callable[[int, bytes], int] = send) -> int:
+            sent.append(("whole", len(data)))
+            return send(fd, data)
+
+        def parts(fd: int, head: bytes, payload: bytes, sendv: Callable[[int, bytes, bytes], int] = sendv) -> int:
+            sent.append(("parts", len(payload)))
+            return sendv(fd, head, payload)
+
+        monkeypatch.setattr(module, "try_send", whole)
+        monkeypatch.setattr(module, "try_sendv", parts)
+    edge = _wire.WHOLE_BELOW
+    payloads = [b"s" * 64, b"e" * (edge - 1), b"p" * edge]
+
+    async def scenario() -> None:
+        async with served_raw() as (ws, sock, rest):
+            for p in payloads:
+                ws.send_now(p)
+            reader = Connection(True)
+            got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
+            loop = asyncio.get_running_loop()
+            while len(got) < len(payloads):
+                chunk = await loop.sock_recv(sock, 1 << 16)
+                assert chunk
+                got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
+            assert got == payloads
+
+    uvloop.run(scenario())
+    assert sent == [("whole", 2 + 64), ("whole", 4 + edge - 1), ("parts", edge)]

@@ -7,6 +7,7 @@
 import cython
 
 cdef Py_ssize_t LARGE
+cdef Py_ssize_t WHOLE_BELOW
 from wsdoctor.protocol._connection_c cimport Connection
 
 
@@ -44,7 +45,7 @@ cdef class WireProtocol:
     @cython.locals(core=Connection)
     cpdef send_now(self, message)
 
-    @cython.locals(data=bytes, head=bytes, pending=list, opcode=int)
+    @cython.locals(data=bytes, head=bytes, pending=list, opcode=int, n=Py_ssize_t)
     cdef _send(self, Connection core, object message, str name)
 
     @cython.locals(fd=Py_ssize_t, sent=Py_ssize_t)

@@ -47,6 +47,11 @@ Data = str | bytes  # a message: text or binary
 # From this size a message's payload is written as it is, after its header, rather than
 # copied into a frame (see _send): below it, the copy costs less than a second buffer.
 LARGE = 1 << 15
+# Below this size a message that may go straight to the socket is still copied into one frame,
+# for send(2): on loopback, sendmsg(2) of a header and a payload costs the kernel about 130 ns
+# more than send(2) of one buffer, more than allocating and copying up to 1 KiB; from 4 KiB
+# the two are even, and from 16 KiB the copy costs more (bench/send_calls.c).
+WHOLE_BELOW = 1 << 11
 
 
 class WireProtocol:
@@ -364,11 +369,13 @@ class WireProtocol:
         # The message leaves as its header and the payload itself rather than copied into a
         # frame when the payload is bytes (which cannot change while the transport still holds
         # it; a bytearray could) and the frame is neither masked nor compressed: when it may go
-        # straight to the socket now (one sendmsg, see _write_parts), or when it is large (one
-        # writelines(): one system call on uvloop; asyncio's transports join the two). A small
-        # frame held back with others (see _flush_pending) is built whole: they are joined anyway.
+        # straight to the socket now and is not small (one sendmsg, see _write_parts and
+        # WHOLE_BELOW), or when it is large (one writelines(): one system call on uvloop;
+        # asyncio's transports join the two). A small frame held back with others (see
+        # _flush_pending) is built whole: they are joined anyway.
         head = None
-        if type(payload) is bytes and ((self._fd != -1 and self._pending is None) or len(payload) >= LARGE):
+        n = len(payload)
+        if type(payload) is bytes and ((n >= WHOLE_BELOW and self._fd != -1 and self._pending is None) or n >= LARGE):
             head = core.header_for(opcode, payload)  # None when the frame must be built whole
         if head is None:
             data = core._send_message(opcode, payload)
