@@ -21,6 +21,15 @@ work per unit at any speed.
     python bench/instructions.py --base /path/to/old/src   # adds wsdoctor@base, another tree's server
     python bench/instructions.py --only wsdoctor-listener --rows echo64 --keep /tmp/cg
     callgrind_annotate --inclusive=yes /tmp/cg/callgrind.PID.1   # where those instructions go
+    python bench/instructions.py --clients                  # the clients instead, against picows
+
+``--clients`` counts the other side: each client (picows', wsdoctor's two APIs) in a process of
+its own under callgrind against one picows server running natively, echoing 64 B, 1 KiB and
+64 KiB messages. The whole process is counted twice, with 200 round trips and with 200 + N, and
+the difference divided by N: what start-up, connecting and closing cost cancels out. Every client
+takes each message's payload as bytes, as the others deliver it (picows' ``Receiver``). One
+caveat: valgrind counts a ``rep movsb`` copy (glibc's memcpy of a few KiB and more) a byte at a
+time, so a copy of 64 KiB reads as 65,536 instructions, far more than its time.
 """
 
 from __future__ import annotations
@@ -38,12 +47,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from picows import ws_connect
+from picows import WSMsgType, ws_connect
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from suite import BASE_ENV, Counter, Load, _uvloop_run, make_load, start_server, stop  # noqa: E402
+from suite import BASE_ENV, Counter, Echoes, Load, Receiver, _uvloop_run, make_load, start_server, stop  # noqa: E402
 
 SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
 ROWS = {
@@ -177,13 +186,86 @@ def measure(tool: Callgrind | Strace, name: str, row: str, units: int) -> int:
         stop(proc)
 
 
+CLIENTS = ["picows", "wsdoctor", "wsdoctor-listener"]
+CLIENT_SIZES = {"64 B": 64, "1 KiB": 1024, "64 KiB": 65536}
+
+
+async def client_round_trips(name: str, url: str, size: int, n: int) -> None:
+    """``n`` echo round trips of ``size`` bytes with client ``name`` (run in its own process)."""
+    payload = os.urandom(size)
+    if name == "picows":
+        transport, client = await ws_connect(Receiver, url, max_frame_size=1 << 25)
+        for _ in range(n):
+            transport.send(WSMsgType.BINARY, payload)
+            await client.until(client.count + 1)
+        transport.disconnect()
+        return
+    import wsdoctor
+
+    ws = await wsdoctor.connect(url, compression=None, ping_interval=None, max_size=None)
+    if name == "wsdoctor-listener":  # shaped like picows' client: a callback counts the echoes
+        echoes = Echoes()
+        ws.listen(echoes.on_message)
+        for _ in range(n):
+            ws.send_now(payload)
+            await echoes.until(echoes.count + 1)
+    else:
+        for _ in range(n):
+            await ws.send(payload)
+            await ws.recv()
+    await ws.close()
+
+
+def count_client(name: str, url: str, size: int, n: int) -> int:
+    """User-space instructions of a whole client process making ``n`` round trips."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
+        subprocess.run([*cmd, "--client-run", name, url, str(size), str(n)], check=True, capture_output=True)
+        for line in out.read_text().splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError("no summary in the callgrind dump")
+
+
+def clients_table(units: int) -> None:
+    proc, port = start_server("picows", True)
+    url = f"ws://127.0.0.1:{port}/"
+    per: dict[tuple[str, str], float] = {}
+    try:
+        for label, size in CLIENT_SIZES.items():
+            for name in CLIENTS:
+                per[name, label] = (
+                    count_client(name, url, size, 200 + units) - count_client(name, url, size, 200)
+                ) / units
+                print(f"{name} {label}: {per[name, label]:.0f} instructions per round trip", file=sys.stderr)
+    finally:
+        stop(proc)
+    print(
+        f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
+        f"uvloop, {units} round trips; clients against one picows server, counted, not timed\n"
+    )
+    print("User-space instructions of the client per round trip (thousands; ratio to picows):\n")
+    print("| size | " + " | ".join(CLIENTS) + " |")
+    print("|---|" + "---:|" * len(CLIENTS))
+    for label in CLIENT_SIZES:
+        ref = per["picows", label]
+        cells = [f"{ref / 1000:.2f}"] + [f"{per[n, label] / 1000:.2f} ({per[n, label] / ref:.2f})" for n in CLIENTS[1:]]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--client-run"]:  # one client process of --clients, under callgrind
+        name, url, size, n = sys.argv[2:6]
+        _uvloop_run(client_round_trips(name, url, int(size), int(n)))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="picows,wsdoctor,wsdoctor-listener")
     parser.add_argument("--rows", default=",".join(r for r in ROWS if r != "handshake"), help=", ".join(ROWS))
     parser.add_argument("--units", type=int, default=2000, help="round trips or messages (deliveries: broadcast)")
     parser.add_argument("--keep", metavar="DIR", help="keep callgrind's dumps here (for callgrind_annotate)")
     parser.add_argument("--base", metavar="SRC", help="also count wsdoctor from this src/ directory (wsdoctor@base)")
+    parser.add_argument("--clients", action="store_true", help="count the clients against one picows server")
     args = parser.parse_args()
     if args.base:
         BASE_ENV.update(os.environ, PYTHONPATH=str(Path(args.base).resolve()))
@@ -192,6 +274,9 @@ def main() -> None:
     for tool in ("valgrind", "callgrind_control", "strace"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (Debian: apt install valgrind strace)")
+    if args.clients:
+        clients_table(args.units)
+        return
     names, rows = args.only.split(","), args.rows.split(",")
     instructions: dict[tuple[str, str], float] = {}
     calls: dict[tuple[str, str], dict[str, float]] = {}
