@@ -15,7 +15,7 @@ client), so the figures reflect the servers. The measure is the server's CPU tim
 - idle and handshake: bench/idle.py (5,000 connections; KiB each, µs per handshake).
 
 ``--clients`` measures the other side: every client against one picows server, the
-client's own CPU per echo round trip.
+client's own CPU per echo round trip, each client in a process of its own, in paired slices.
 
 The machine these figures come from is a shared 2-core VM: absolute numbers move from
 minute to minute. The echo, pipeline, 1 MiB and broadcast rows are therefore measured in
@@ -35,12 +35,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import mmap
 import os
 import platform
 import random
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -481,8 +484,10 @@ def _uvloop_run(coro: Awaitable[Any]) -> Any:
 # ------------------------------------------------------------------ clients
 
 
-async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
-    """This process's CPU per round trip with client library ``name`` (the server is picows)."""
+async def open_client(
+    name: str, url: str, size: int
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """Client library ``name`` connected to ``url``: (one echo round trip of ``size`` bytes, close)."""
     payload = os.urandom(size)
     if name == "picows":
         transport, client = await ws_connect(Receiver, url, max_frame_size=1 << 25)
@@ -540,18 +545,19 @@ async def client_echo(name: str, url: str, size: int, seconds: float) -> float:
             await wsa.close()
             await session.close()
 
-    for _ in range(20):
-        await step()
-    loop = asyncio.get_running_loop()
-    count = 0
-    cpu0 = time.process_time()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        await step()
-        count += 1
-    cpu = time.process_time() - cpu0
-    await close()
-    return cpu / count * 1e6
+    return step, close
+
+
+async def client_loop(name: str, url: str, size: int, counter_file: str) -> None:
+    """Round trips until killed, counted in ``counter_file`` (8 bytes, read by clients_table)."""
+    import mmap
+
+    step, _ = await open_client(name, url, size)
+    with open(counter_file, "r+b") as f, mmap.mmap(f.fileno(), 8) as shared:
+        count = memoryview(shared).cast("Q")
+        while True:
+            await step()
+            count[0] += 1
 
 
 def _async_noop(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
@@ -562,46 +568,106 @@ def _async_noop(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
 
 
 def clients_table(args: argparse.Namespace) -> None:
+    """Every client against one picows server, in paired slices as the servers' rows.
+
+    Each client runs in a process of its own (``--client-loop``), making round trips without
+    pause and counting them in a shared 8-byte file. All are started, then stopped (SIGSTOP);
+    each cycle lets each one run for one slice (SIGCONT ... SIGSTOP) in a new random order, and
+    takes its CPU from /proc/PID/schedstat and its round trips from the counter. The ratio is the
+    median of the per-cycle ratios to picows' client, as for the servers.
+    """
     names = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
     sizes = [("64 B", 64), ("1 KiB", 1024), ("64 KiB", 65536)]
-    results: dict[tuple[str, str], list[float]] = {}
-    proc, port = start_server("picows", not args.asyncio)
+    per: dict[str, PerCycle] = {}
+    server, port = start_server("picows", not args.asyncio)
+    url = f"ws://127.0.0.1:{port}/"
     try:
-        for _ in range(args.repeat):
-            for name in names:
-                for label, size in sizes:
-                    coro = client_echo(name, f"ws://127.0.0.1:{port}/", size, args.seconds)
-                    value = asyncio.run(coro) if args.asyncio else _uvloop_run(coro)
-                    results.setdefault((name, label), []).append(value)
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, size in sizes:
+                per[label] = paired_clients(names, url, size, Path(tmp), args)
+                medians = ", ".join(f"{n} {statistics.median(v):.3g}" for n, v in per[label].items())
+                print(f"{label}: {medians}", file=sys.stderr, flush=True)
     finally:
-        stop(proc)
+        stop(server)
     print(header(args, "clients against one picows server: client CPU µs per round trip"))
     print("| size | " + " | ".join(names) + " | wsdoctor / picows | listener / picows |")
     print("|---|" + "---:|" * (len(names) + 2))
     for label, _ in sizes:
-        med = {n: statistics.median(results[(n, label)]) for n in names}
-        cells = " | ".join(f"{med[n]:.1f}" for n in names)
-        ratios = f"{med['wsdoctor'] / med['picows']:.2f} | {med['wsdoctor-listener'] / med['picows']:.2f}"
-        print(f"| {label} | {cells} | {ratios} |")
+        cells = " | ".join(f"{statistics.median(per[label][n]):.1f}" for n in names)
+        ratios = []
+        for mine in ("wsdoctor", "wsdoctor-listener"):
+            middle, low, high = paired_ratio(per[label], mine, "picows")
+            ratios.append(f"{middle:.2f} ({low:.2f}-{high:.2f})")
+        print(f"| {label} | {cells} | " + " | ".join(ratios) + " |")
+
+
+def paired_clients(names: list[str], url: str, size: int, tmp: Path, args: argparse.Namespace) -> PerCycle:
+    """Client CPU µs per round trip, one value per cycle, for every client (see clients_table)."""
+    procs: dict[str, tuple[subprocess.Popen[bytes], memoryview]] = {}
+    files = []
+    try:
+        for name in names:
+            path = tmp / f"{name}-{size}"
+            path.write_bytes(bytes(8))
+            cmd = [sys.executable, __file__, "--client-loop", name, url, str(size), str(path)]
+            cmd += ["--asyncio"] if args.asyncio else []
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            f = path.open("r+b")
+            files.append(f)
+            procs[name] = (proc, memoryview(mmap.mmap(f.fileno(), 8)).cast("Q"))
+        deadline = time.monotonic() + 30
+        while any(count[0] < 50 for _, count in procs.values()):  # connected and warmed up
+            if time.monotonic() > deadline:
+                raise RuntimeError("a client did not start")
+            time.sleep(0.05)
+        for proc, _ in procs.values():
+            os.kill(proc.pid, signal.SIGSTOP)
+        per: PerCycle = {name: [] for name in names}
+        for _ in range(args.cycles):
+            for name in random.sample(names, len(names)):
+                proc, count = procs[name]
+                cpu0, n0 = cpu_ns(proc.pid), count[0]
+                os.kill(proc.pid, signal.SIGCONT)
+                time.sleep(args.slice)
+                os.kill(proc.pid, signal.SIGSTOP)
+                time.sleep(0.01)  # stopped for sure before its counters are read
+                per[name].append((cpu_ns(proc.pid) - cpu0) / 1e3 / max(count[0] - n0, 1))
+        return per
+    finally:
+        for proc, _ in procs.values():
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+        for f in files:
+            f.close()
 
 
 def header(args: argparse.Namespace, what: str) -> str:
     paired = (
-        f"echo, pipeline, 1 MiB and broadcast in {args.cycles} cycles of paired {args.slice:g} s slices "
-        "(ratio: median of the per-cycle ratios, quartiles in brackets), the other rows "
-        if not args.clients
-        else ""
+        f"{args.cycles} cycles of paired {args.slice:g} s slices "
+        "(ratio: median of the per-cycle ratios, quartiles in brackets)"
+    )
+    rows = (
+        paired
+        if args.clients
+        else (
+            f"echo, pipeline, 1 MiB and broadcast in {paired}, the other rows {args.seconds:g} s per row, "
+            f"median of {args.repeat} interleaved rounds"
+        )
     )
     pinned = f" (load and servers pinned to CPU {args.pin})" if args.pin is not None else ""
     return (
         f"\n{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} cores{pinned}, loop: {'asyncio' if args.asyncio else 'uvloop'}, "
-        f"{paired}{args.seconds:g} s per row, "
-        f"median of {args.repeat} interleaved rounds; {what}\n"
+        f"{os.cpu_count()} cores{pinned}, loop: {'asyncio' if args.asyncio else 'uvloop'}, {rows}; {what}\n"
     )
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--client-loop"]:  # one client of --clients (see clients_table)
+        name, url, size, counter = sys.argv[2:6]
+        coro = client_loop(name, url, int(size), counter)
+        asyncio.run(coro) if "--asyncio" in sys.argv else _uvloop_run(coro)
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--repeat", type=int, default=3)
