@@ -34,6 +34,19 @@ SENDERS: list[Callable[[int, bytes], int]] = [_speedups.try_send, py_try_send]
 VECTOR_SENDERS: list[Callable[[int, bytes, bytes], int]] = [_speedups.try_sendv, py_try_sendv]
 
 
+async def binary_messages(sock: socket.socket, rest: bytes, count: int) -> list[bytes]:
+    """The first ``count`` binary messages the server sent on the raw client socket ``sock``,
+    parsed from ``rest`` (what arrived after the 101) and then from what the socket reads."""
+    reader = Connection(True)
+    got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
+    loop = asyncio.get_running_loop()
+    while len(got) < count:
+        chunk = await loop.sock_recv(sock, 1 << 16)
+        assert chunk
+        got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
+    return got
+
+
 @pytest.mark.parametrize("send", SENDERS, ids=["c", "python"])
 def test_try_send_reports_what_the_kernel_took(send: Callable[[int, bytes], int]) -> None:
     a, b = socket.socketpair()
@@ -120,14 +133,7 @@ def test_a_peer_that_stops_reading_gets_every_frame_in_order() -> None:
                 ws.send_now(p)
             assert ws._fd >= 0
             assert ws.transport.get_write_buffer_size() > 0  # the rest waits in the transport
-            reader = Connection(True)
-            got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
-            loop = asyncio.get_running_loop()
-            while len(got) < len(payloads):
-                chunk = await loop.sock_recv(sock, 1 << 16)
-                assert chunk
-                got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
-            assert got == payloads
+            assert await binary_messages(sock, rest, len(payloads)) == payloads
 
     uvloop.run(scenario())
 
@@ -180,14 +186,7 @@ def test_a_small_frame_leaves_whole_and_a_larger_one_as_its_header_and_payload(
         async with served_raw() as (ws, sock, rest):
             for p in payloads:
                 ws.send_now(p)
-            reader = Connection(True)
-            got = [e.data for e in reader.receive_data(rest) if isinstance(e, BinaryMessage)]
-            loop = asyncio.get_running_loop()
-            while len(got) < len(payloads):
-                chunk = await loop.sock_recv(sock, 1 << 16)
-                assert chunk
-                got += [e.data for e in reader.receive_data(chunk) if isinstance(e, BinaryMessage)]
-            assert got == payloads
+            assert await binary_messages(sock, rest, len(payloads)) == payloads
 
     uvloop.run(scenario())
     assert sent == [("whole", 2 + 64), ("whole", 4 + edge - 1), ("parts", edge)]
