@@ -62,13 +62,17 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
+def _joined(values: list[str] | None) -> str | None:
+    """A header's values as one, the way repeated fields combine (RFC 9110 5.3); None when absent."""
+    return ", ".join(values) if values else None
+
+
 class _Headers:
     headers: list[tuple[str, str]]
 
     def get(self, name: str) -> str | None:
         name = name.lower()
-        values = [v for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
+        return _joined([v for k, v in self.headers if k == name])
 
     def get_all(self, name: str) -> list[str]:
         name = name.lower()
@@ -701,8 +705,7 @@ class ServerHandshake:
                 "handshake.bad_request",
                 f"Connection header is {request.get('connection')!r}, not 'Upgrade'",
             )
-        versions = fields.get("sec-websocket-version")
-        version = None if versions is None else ", ".join(versions)
+        version = _joined(fields.get("sec-websocket-version"))
         if version != "13":
             raise _server_failure(
                 426,
@@ -723,9 +726,7 @@ class ServerHandshake:
         except InvalidHeader as exc:
             raise _server_failure(400, "handshake.bad_request", str(exc)) from None
         path = request.target
-        origins = fields.get("origin")
-        origin = None if origins is None else ", ".join(origins)
-        return Offer(keys[0], subprotocols, extensions, origin, path, request)
+        return Offer(keys[0], subprotocols, extensions, _joined(fields.get("origin")), path, request)
 
     def accept(
         self,
