@@ -47,12 +47,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from picows import WSMsgType, ws_connect
+from picows import ws_connect
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from suite import BASE_ENV, Counter, Echoes, Load, Receiver, _uvloop_run, make_load, start_server, stop  # noqa: E402
+from suite import BASE_ENV, Counter, Load, _uvloop_run, make_load, open_client, start_server, stop  # noqa: E402
 
 SERVERS = ["picows", "wsdoctor", "wsdoctor-listener", "websockets", "aiohttp"]
 ROWS = {
@@ -191,29 +191,12 @@ CLIENT_SIZES = {"64 B": 64, "1 KiB": 1024, "64 KiB": 65536}
 
 
 async def client_round_trips(name: str, url: str, size: int, n: int) -> None:
-    """``n`` echo round trips of ``size`` bytes with client ``name`` (run in its own process)."""
-    payload = os.urandom(size)
-    if name == "picows":
-        transport, client = await ws_connect(Receiver, url, max_frame_size=1 << 25)
-        for _ in range(n):
-            transport.send(WSMsgType.BINARY, payload)
-            await client.until(client.count + 1)
-        transport.disconnect()
-        return
-    import wsdoctor
-
-    ws = await wsdoctor.connect(url, compression=None, ping_interval=None, max_size=None)
-    if name == "wsdoctor-listener":  # shaped like picows' client: a callback counts the echoes
-        echoes = Echoes()
-        ws.listen(echoes.on_message)
-        for _ in range(n):
-            ws.send_now(payload)
-            await echoes.until(echoes.count + 1)
-    else:
-        for _ in range(n):
-            await ws.send(payload)
-            await ws.recv()
-    await ws.close()
+    """``n`` echo round trips of ``size`` bytes with client ``name`` (run in its own process),
+    the same client and step as ``suite.py --clients`` times."""
+    step, close = await open_client(name, url, size)
+    for _ in range(n):
+        await step()
+    await close()
 
 
 def count_client(name: str, url: str, size: int, n: int) -> int:
